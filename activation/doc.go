@@ -1,0 +1,90 @@
+// Package activation makes a Go server a well-behaved instance of a
+// socket-activated systemd service, one of many sharing a single listening
+// socket.
+//
+// systemd holds the listening socket (app.socket) and hands the same
+// descriptor to every instance of a template unit (app@1.service …
+// app@N.service). Because the socket outlives every process, connections
+// queue in the kernel while an instance restarts instead of being refused.
+// This package does the instance's side of that contract:
+//
+//   - it takes the listeners systemd passed ($LISTEN_FDS, matched by
+//     $LISTEN_FDNAMES), or listens on $LISTEN_ADDR, $PORT or :8080 when run
+//     outside systemd, so the same binary works in a terminal, a container
+//     or Kubernetes;
+//   - it runs an optional warm-up hook, then sends READY=1;
+//   - it keeps STATUS= current (requests served, in flight, draining), as
+//     shown by systemctl status;
+//   - it sends WATCHDOG=1 only while the instance is healthy: every health
+//     interval a canary request travels through the real http.Server and
+//     the handler given to Serve over an in-memory connection, and named
+//     health checks run; a wedged handler stops the pings and systemd
+//     replaces the instance;
+//   - it answers /healthz (liveness) and /readyz (readiness) itself;
+//   - on SIGHUP it runs a reload hook between RELOADING=1 and READY=1;
+//   - on SIGTERM or SIGINT it drains without failing a request: STOPPING=1,
+//     close its own copy of the listener (the other instances keep
+//     accepting from the shared queue), answer every further request with
+//     "Connection: close", wait for the requests in flight up to the drain
+//     timeout ($DRAIN_TIMEOUT, default 30s, announced to systemd with
+//     EXTEND_TIMEOUT_USEC=), then exit;
+//   - it logs structured records to the journal with upper-case field
+//     names (INSTANCE, REQUEST_ID, …) and priorities when stderr is the
+//     journal, and text or JSON ($LOG_FORMAT) on stderr otherwise.
+//
+// # Usage
+//
+// Serve is all most programs need:
+//
+//	func main() {
+//		mux := http.NewServeMux()
+//		mux.HandleFunc("/", hello)
+//		if err := activation.Serve(context.Background(), mux); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// New followed by Instance.Serve gives access to the instance first: its
+// name, logger and counters (for metrics), or its probe handlers if they
+// are to be mounted elsewhere (WithHealthPaths). Listeners, Notifier and
+// NewLogger are the pieces Serve is built from, usable on their own by a
+// server that is not net/http.
+//
+// # Units
+//
+// The package expects units like these (the unitkit repository ships
+// complete, commented ones):
+//
+//	# app.socket
+//	[Socket]
+//	ListenStream=8080
+//
+//	# app@.service
+//	[Unit]
+//	Requires=app.socket
+//	After=app.socket
+//	[Service]
+//	Type=notify
+//	Sockets=app.socket
+//	Environment=INSTANCE=%i
+//	ExecStart=/usr/bin/app
+//	ExecReload=/bin/kill -HUP $MAINPID
+//	WatchdogSec=10s
+//	TimeoutStopSec=35s
+//	KillMode=mixed
+//	Restart=on-failure
+//
+// Type=notify makes systemd wait for READY=1. Sockets= hands every instance
+// the one listening socket. INSTANCE names the instance in logs and
+// headers. WatchdogSec= enables the health-gated watchdog. TimeoutStopSec=
+// should exceed the drain timeout; if it does not, the instance asks for
+// more time with EXTEND_TIMEOUT_USEC=. KillMode=mixed sends SIGTERM to the
+// main process only, so it can drain.
+//
+// # Limits
+//
+// Hijacked connections (WebSockets) are not waited for. A keep-alive
+// connection left idle for a second is closed during a drain; a client that
+// sends on it at that very moment sees the usual HTTP/1.1 race and should
+// retry, as HTTP clients do for idempotent requests.
+package activation

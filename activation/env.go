@@ -1,0 +1,142 @@
+package activation
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// lookupFunc reads one environment variable; os.LookupEnv in production,
+// a map in tests.
+type lookupFunc func(key string) (string, bool)
+
+// maxDrainTimeout bounds DRAIN_TIMEOUT so that a typo ("30m" for "30s")
+// cannot keep a stopping instance around for hours.
+const maxDrainTimeout = time.Hour
+
+// parseListenAddr returns the address to listen on when not socket-activated:
+// $LISTEN_ADDR (host:port), else $PORT (all interfaces), else def.
+func parseListenAddr(env lookupFunc, def string) (string, error) {
+	if v, ok := env("LISTEN_ADDR"); ok && v != "" {
+		if err := validateAddr(v); err != nil {
+			return "", fmt.Errorf("LISTEN_ADDR=%q: %w", v, err)
+		}
+		return v, nil
+	}
+	if v, ok := env("PORT"); ok && v != "" {
+		if _, err := parsePort(v); err != nil {
+			return "", fmt.Errorf("PORT=%q: %w", v, err)
+		}
+		return ":" + v, nil
+	}
+	return def, nil
+}
+
+// validateAddr checks a host:port listen address with a numeric port.
+func validateAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. 127.0.0.1:8080 or :8080: %w", err)
+	}
+	if strings.ContainsAny(host, " \t\r\n") {
+		return fmt.Errorf("host %q contains white space", host)
+	}
+	if port == "0" {
+		return nil // an ephemeral port, chosen by the kernel
+	}
+	_, err = parsePort(port)
+	return err
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 || strings.HasPrefix(s, "+") {
+		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
+	}
+	return p, nil
+}
+
+// parseDrainTimeout reads $DRAIN_TIMEOUT, a Go duration such as "30s".
+func parseDrainTimeout(env lookupFunc, def time.Duration) (time.Duration, error) {
+	v, ok := env("DRAIN_TIMEOUT")
+	if !ok || v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > maxDrainTimeout {
+		return 0, fmt.Errorf("DRAIN_TIMEOUT=%q: want a duration from 1ms to %s, e.g. 30s", v, maxDrainTimeout)
+	}
+	return d, nil
+}
+
+// parseWatchdog reads $WATCHDOG_USEC and $WATCHDOG_PID as systemd sets them
+// for a unit with WatchdogSec=. It returns 0 when the watchdog is off or meant
+// for another process (WATCHDOG_PID names someone else).
+func parseWatchdog(env lookupFunc, pid int) (time.Duration, error) {
+	usec, ok := env("WATCHDOG_USEC")
+	if !ok || usec == "" {
+		return 0, nil
+	}
+	if p, ok := env("WATCHDOG_PID"); ok && p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("WATCHDOG_PID=%q is not a process ID", p)
+		}
+		if n != pid {
+			return 0, nil
+		}
+	}
+	n, err := strconv.ParseInt(usec, 10, 64)
+	if err != nil || n <= 0 || n > int64(365*24*time.Hour/time.Microsecond) {
+		return 0, fmt.Errorf("WATCHDOG_USEC=%q is not a positive number of microseconds", usec)
+	}
+	return time.Duration(n) * time.Microsecond, nil
+}
+
+// listenEnv is what systemd passes to a socket-activated process.
+type listenEnv struct {
+	fds   int      // number of descriptors from fd 3 on; 0 if not activated
+	names []string // one name per descriptor
+}
+
+// parseListenEnv validates $LISTEN_PID, $LISTEN_FDS and $LISTEN_FDNAMES.
+// Variables meant for another process (LISTEN_PID names someone else, as
+// after a fork) are ignored, as sd_listen_fds(3) does.
+func parseListenEnv(env lookupFunc, pid int) (listenEnv, error) {
+	fdsStr, ok := env("LISTEN_FDS")
+	if !ok || fdsStr == "" {
+		return listenEnv{}, nil
+	}
+	pidStr, _ := env("LISTEN_PID")
+	p, err := strconv.Atoi(pidStr)
+	if err != nil || p <= 0 {
+		return listenEnv{}, fmt.Errorf("LISTEN_PID=%q is not a process ID (LISTEN_FDS is set)", pidStr)
+	}
+	if p != pid {
+		return listenEnv{}, nil
+	}
+	n, err := strconv.Atoi(fdsStr)
+	if err != nil || n < 0 || n > 4096 {
+		return listenEnv{}, fmt.Errorf("LISTEN_FDS=%q is not a count of file descriptors", fdsStr)
+	}
+	names := make([]string, n)
+	if v, ok := env("LISTEN_FDNAMES"); ok && v != "" {
+		got := strings.Split(v, ":")
+		if len(got) != n {
+			return listenEnv{}, fmt.Errorf("LISTEN_FDNAMES=%q names %d sockets, LISTEN_FDS=%d", v, len(got), n)
+		}
+		copy(names, got)
+	}
+	for i := range names {
+		if names[i] == "" {
+			names[i] = "LISTEN_FD_" + strconv.Itoa(3+i)
+		}
+	}
+	return listenEnv{fds: n, names: names}, nil
+}
+
+// osEnv is the process environment as a lookupFunc.
+func osEnv(key string) (string, bool) { return os.LookupEnv(key) }
