@@ -1,0 +1,234 @@
+package activation
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv ...string) lookupFunc {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseListenAddr(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		want    string
+		wantErr string
+	}{
+		{nil, ":8080", ""},
+		{[]string{"PORT", "9000"}, ":9000", ""},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:7000", "PORT", "9000"}, "127.0.0.1:7000", ""},
+		{[]string{"LISTEN_ADDR", "[::1]:7000"}, "[::1]:7000", ""},
+		{[]string{"LISTEN_ADDR", ":0"}, ":0", ""},
+		{[]string{"LISTEN_ADDR", "", "PORT", "81"}, ":81", ""},
+		{[]string{"LISTEN_ADDR", "localhost"}, "", "want host:port"},
+		{[]string{"LISTEN_ADDR", "host:http"}, "", "not a number"},
+		{[]string{"LISTEN_ADDR", "a b:80"}, "", "white space"},
+		{[]string{"LISTEN_ADDR", ":65536"}, "", "1 to 65535"},
+		{[]string{"PORT", "0"}, "", "PORT=\"0\""},
+		{[]string{"PORT", "-1"}, "", "1 to 65535"},
+		{[]string{"PORT", "+80"}, "", "1 to 65535"},
+		{[]string{"PORT", "80 "}, "", "1 to 65535"},
+		{[]string{"PORT", "eighty"}, "", "1 to 65535"},
+	} {
+		got, err := parseListenAddr(envOf(tc.env...), DefaultAddr)
+		if !errMatches(err, tc.wantErr) || got != tc.want {
+			t.Errorf("%q: got %q, %v; want %q, error containing %q", tc.env, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseDrainTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", DefaultDrainTimeout, false},
+		{"10s", 10 * time.Second, false},
+		{"1m30s", 90 * time.Second, false},
+		{"1h", time.Hour, false},
+		{"0s", 0, true},
+		{"-5s", 0, true},
+		{"2h", 0, true},
+		{"30", 0, true},
+		{"soon", 0, true},
+	} {
+		got, err := parseDrainTimeout(envOf("DRAIN_TIMEOUT", tc.v), DefaultDrainTimeout)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("DRAIN_TIMEOUT=%q: got %s, %v", tc.v, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "DRAIN_TIMEOUT") {
+			t.Errorf("error %q does not name the variable", err)
+		}
+	}
+}
+
+func TestParseWatchdog(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		want    time.Duration
+		wantErr bool
+	}{
+		{nil, 0, false},
+		{[]string{"WATCHDOG_USEC", "10000000"}, 10 * time.Second, false},
+		{[]string{"WATCHDOG_USEC", "500000", "WATCHDOG_PID", "42"}, 500 * time.Millisecond, false},
+		{[]string{"WATCHDOG_USEC", "500000", "WATCHDOG_PID", "43"}, 0, false}, // meant for someone else
+		{[]string{"WATCHDOG_USEC", "0"}, 0, true},
+		{[]string{"WATCHDOG_USEC", "-1"}, 0, true},
+		{[]string{"WATCHDOG_USEC", "1s"}, 0, true},
+		{[]string{"WATCHDOG_USEC", "99999999999999999999"}, 0, true},
+		{[]string{"WATCHDOG_USEC", "1000", "WATCHDOG_PID", "x"}, 0, true},
+	} {
+		got, err := parseWatchdog(envOf(tc.env...), 42)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%q: got %s, %v", tc.env, got, err)
+		}
+	}
+}
+
+func TestParseListenEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env       []string
+		wantFDs   int
+		wantNames []string
+		wantErr   string
+	}{
+		{nil, 0, nil, ""},
+		{[]string{"LISTEN_FDS", "1", "LISTEN_PID", "42"}, 1, []string{"LISTEN_FD_3"}, ""},
+		{[]string{"LISTEN_FDS", "2", "LISTEN_PID", "42", "LISTEN_FDNAMES", "a:b"}, 2, []string{"a", "b"}, ""},
+		{[]string{"LISTEN_FDS", "2", "LISTEN_PID", "42", "LISTEN_FDNAMES", ":b"}, 2, []string{"LISTEN_FD_3", "b"}, ""},
+		{[]string{"LISTEN_FDS", "1", "LISTEN_PID", "7"}, 0, nil, ""}, // inherited from a parent
+		{[]string{"LISTEN_FDS", "1"}, 0, nil, "LISTEN_PID"},
+		{[]string{"LISTEN_FDS", "x", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
+		{[]string{"LISTEN_FDS", "-2", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
+		{[]string{"LISTEN_FDS", "2", "LISTEN_PID", "42", "LISTEN_FDNAMES", "a"}, 0, nil, "names 1 sockets"},
+	} {
+		got, err := parseListenEnv(envOf(tc.env...), 42)
+		if !errMatches(err, tc.wantErr) || got.fds != tc.wantFDs || strings.Join(got.names, ",") != strings.Join(tc.wantNames, ",") {
+			t.Errorf("%q: got %+v, %v; want %d %q, error containing %q", tc.env, got, err, tc.wantFDs, tc.wantNames, tc.wantErr)
+		}
+	}
+}
+
+func TestLoggerSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"LOG_LEVEL", "debug", "LOG_FORMAT", "json"}, ""},
+		{[]string{"LOG_LEVEL", "WARN"}, ""},
+		{[]string{"LOG_LEVEL", "verbose"}, "LOG_LEVEL"},
+		{[]string{"LOG_FORMAT", "logfmt"}, "LOG_FORMAT"},
+	} {
+		var sb strings.Builder
+		_, err := newLogger(envOf(tc.env...), &sb)
+		if !errMatches(err, tc.wantErr) {
+			t.Errorf("%q: %v, want error containing %q", tc.env, err, tc.wantErr)
+		}
+	}
+}
+
+func TestInstanceName(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    string
+		wantErr bool
+	}{
+		{"3", "3", false},
+		{"blue-7", "blue-7", false},
+		{"", "-42", false}, // hostname-pid
+		{"a b", "", true},
+		{"tab\t", "", true},
+		{strings.Repeat("x", 65), "", true},
+	} {
+		got, err := instanceName(envOf("INSTANCE", tc.v), 42)
+		if (err != nil) != tc.wantErr || !strings.HasSuffix(got, tc.want) {
+			t.Errorf("INSTANCE=%q: got %q, %v", tc.v, got, err)
+		}
+	}
+}
+
+var journalFieldRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+func TestJournalField(t *testing.T) {
+	for in, want := range map[string]string{
+		"instance": "INSTANCE", "request_id": "REQUEST_ID", "http.method": "HTTP_METHOD",
+		"_private": "PRIVATE", "9lives": "LIVES", "": "FIELD", "é": "FIELD",
+	} {
+		if got := journalField(in); got != want {
+			t.Errorf("journalField(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzJournalField(f *testing.F) {
+	for _, s := range []string{"instance", "a.b", "_x", "ß", strings.Repeat("k", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if got := journalField(key); !journalFieldRE.MatchString(got) {
+			t.Fatalf("journalField(%q) = %q, not a valid journal field", key, got)
+		}
+	})
+}
+
+func FuzzParseListenEnv(f *testing.F) {
+	f.Add("1", "42", "app.socket")
+	f.Add("2", "42", "a:b")
+	f.Add("x", "", "")
+	f.Fuzz(func(t *testing.T, fds, pid, names string) {
+		le, err := parseListenEnv(envOf("LISTEN_FDS", fds, "LISTEN_PID", pid, "LISTEN_FDNAMES", names), 42)
+		if err != nil {
+			return
+		}
+		if le.fds < 0 || le.fds > 4096 || len(le.names) != le.fds {
+			t.Fatalf("accepted %q %q %q as %+v", fds, pid, names, le)
+		}
+		for _, n := range le.names {
+			if n == "" || strings.Contains(n, ":") {
+				t.Fatalf("bad name %q from %q", n, names)
+			}
+		}
+	})
+}
+
+func FuzzListenAddr(f *testing.F) {
+	f.Add("127.0.0.1:8080", "80")
+	f.Add("", "8080")
+	f.Add("[::]:0", "")
+	f.Fuzz(func(t *testing.T, addr, port string) {
+		got, err := parseListenAddr(envOf("LISTEN_ADDR", addr, "PORT", port), DefaultAddr)
+		if err != nil {
+			return
+		}
+		if validateAddr(got) != nil {
+			t.Fatalf("accepted %q/%q as invalid address %q", addr, port, got)
+		}
+	})
+}
+
+func FuzzDrainTimeout(f *testing.F) {
+	f.Add("30s")
+	f.Add("-1h")
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := parseDrainTimeout(envOf("DRAIN_TIMEOUT", v), DefaultDrainTimeout)
+		if err == nil && (d <= 0 || d > maxDrainTimeout) {
+			t.Fatalf("accepted DRAIN_TIMEOUT=%q as %s", v, d)
+		}
+	})
+}
+
+func errMatches(err error, want string) bool {
+	if want == "" {
+		return err == nil
+	}
+	return err != nil && strings.Contains(err.Error(), want)
+}
