@@ -125,8 +125,10 @@ func (c *canary) roundTrip() error {
 
 type canaryKey struct{}
 
-// isCanary reports whether the request arrived over a canary connection.
-func isCanary(ctx context.Context) bool {
+// IsCanary reports whether the request ctx belongs to is the instance's own
+// canary (see WithCanaryPath). Handlers can use it to leave canaries out of
+// their metrics and logs.
+func IsCanary(ctx context.Context) bool {
 	v, _ := ctx.Value(canaryKey{}).(bool)
 	return v
 }

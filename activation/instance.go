@@ -173,7 +173,7 @@ func RequestID(ctx context.Context) string {
 func (i *Instance) wrap(h http.Handler) http.Handler {
 	healthz, readyz := i.Healthz(), i.Readyz()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isCanary(r.Context()) {
+		if IsCanary(r.Context()) {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -2,9 +2,11 @@ package activation_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +93,54 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			t.Errorf("got %v, want error containing %q", err, tc.want)
 		}
 	}
+}
+
+// A failing health check turns /healthz and /readyz to 503 and back to 200
+// once it passes again, also when the handler mounts Healthz at the canary's
+// path itself.
+func TestHealthCheckRecovers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	inst, err := activation.New(activation.WithListeners(ln), activation.WithoutSignals(),
+		activation.WithNotifier(activation.NewNotifierFor("")),
+		activation.WithHealthInterval(20*time.Millisecond),
+		activation.WithHealthCheck("database", func(context.Context) error {
+			if failing.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", inst.Healthz())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = inst.Serve(ctx, mux) }()
+	url := "http://" + ln.Addr().String()
+	waitStatus := func(path string, code int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, body := get(t, url+path)
+			if resp.StatusCode == code {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %s %s, want %d", path, resp.Status, body, code)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitStatus("/healthz", 200)
+	failing.Store(true)
+	waitStatus("/healthz", 503)
+	waitStatus("/readyz", 503)
+	failing.Store(false)
+	waitStatus("/healthz", 200)
+	waitStatus("/readyz", 200)
 }

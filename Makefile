@@ -1,0 +1,55 @@
+# unitkit: the project's vocabulary. `make help` lists the targets.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build run test test-short lint fuzz clean help
+
+all: build
+
+## build: compile every command in cmd/ into bin/
+build: $(BINS)
+
+bin/%: FORCE
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
+
+FORCE:
+
+## run: build and run the reference worker in this terminal on :8080 (Ctrl-C drains and stops it)
+run: bin/app
+	./bin/app
+
+## test: lint, then every test (with the race detector)
+test: lint
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+## test-short: the fast tests only
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## lint: gofmt, go vet and staticcheck must all be clean
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 10s)
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## clean: remove build output
+clean:
+	rm -rf bin dist
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)

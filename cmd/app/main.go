@@ -1,0 +1,137 @@
+// Command app is the reference worker: the binary the packages ship and the
+// example users copy. It is a small HTTP service built only on
+// github.com/unitkit/unitkit/activation, run as one of many instances
+// (app@1.service … app@N.service) sharing the socket systemd holds.
+//
+// It answers:
+//
+//	GET /            "hello from instance N"
+//	GET /version     the version the binary was built as
+//	GET /work?ms=N   burns CPU for N milliseconds (0 to 10000)
+//	GET /sleep?ms=N  holds the request for N milliseconds (0 to 60000)
+//	GET /metrics     Prometheus metrics of this instance
+//
+// and sets X-Instance and X-Version on every response. Everything else an
+// instance needs — listeners, READY=1, the watchdog, /healthz, /readyz,
+// signals, draining, logging — comes from the activation package and is
+// configured through its environment variables ($PORT, $LISTEN_ADDR,
+// $INSTANCE, $DRAIN_TIMEOUT, $LOG_LEVEL, $LOG_FORMAT).
+//
+// The only flag is -version, which prints the version and exits. Set the
+// version at build time with
+//
+//	go build -ldflags "-X main.version=1.2.3" ./cmd/app
+//
+// Exit status: 0 after a clean drain or -version, 1 when the environment is
+// misconfigured or serving fails, 2 for a bad command line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/unitkit/unitkit/activation"
+)
+
+// version is the version the binary reports; release builds set it with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
+// usageError is a bad command line; the flag package, or parseFlags, has
+// already printed why along with the usage.
+type usageError struct{ err error }
+
+// Error returns the underlying flag error's text.
+func (e usageError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying flag error.
+func (e usageError) Unwrap() error { return e.err }
+
+// main runs the app and turns run's error into an exit status.
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCode maps an error returned by run to the process exit status: 0 for
+// nil or a request for help, 2 for a bad command line, 1 otherwise.
+func exitCode(err error) int {
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// run parses args and serves until the instance has drained. It reports
+// every error it returns itself — flag errors with the usage on stderr,
+// configuration errors on stderr, serve errors through the instance's
+// logger — so the caller only has to pick an exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	showVersion, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if showVersion {
+		if _, err := fmt.Fprintln(stdout, version); err != nil {
+			return fmt.Errorf("print version: %w", err)
+		}
+		return nil
+	}
+	return serve(ctx, stderr)
+}
+
+// parseFlags parses the command line and reports whether -version was
+// given. Errors are usageErrors, except flag.ErrHelp for -h and -help.
+func parseFlags(args []string, stderr io.Writer) (showVersion bool, err error) {
+	fs := flag.NewFlagSet("app", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: app [-version]\n\nThe reference unitkit worker; configure it with environment variables.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, err
+		}
+		return false, usageError{fmt.Errorf("parse flags: %w", err)}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "app: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return showVersion, nil
+}
+
+// serve creates the instance from the environment and serves the app's
+// routes on it until the instance is told to stop and has drained.
+func serve(ctx context.Context, stderr io.Writer) error {
+	inst, err := activation.New()
+	if err != nil {
+		fmt.Fprintf(stderr, "app: %v\n", err)
+		return fmt.Errorf("configure instance: %w", err)
+	}
+	log := inst.Logger()
+	m, err := newMetrics(inst)
+	if err != nil {
+		log.Error("metrics setup failed", "error", err)
+		return fmt.Errorf("set up metrics: %w", err)
+	}
+	log.Info("starting", "version", version)
+	if err := inst.Serve(ctx, newMux(inst, m)); err != nil {
+		log.Error("serve failed", "error", err)
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
