@@ -1,17 +1,14 @@
 package activation_test
 
 import (
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unitkit/unitkit/internal/loadtest"
 )
 
 // Instances sharing one listening socket are stopped and replaced one at a
@@ -43,9 +40,10 @@ func testRollingRestart(t *testing.T, keepAlive bool) {
 		workers[k] = start(k)
 	}
 
-	ld := newLoad(addr, keepAlive)
-	ld.run(24, "/")       // short requests
-	ld.run(8, "/?ms=300") // long requests, always some in flight
+	short := loadtest.New(loadtest.Config{URL: "http://" + addr, KeepAlive: keepAlive})
+	long := loadtest.New(loadtest.Config{URL: "http://" + addr, KeepAlive: keepAlive})
+	short.Run(24, "/")
+	long.Run(8, "/?ms=300") // always some in flight
 	time.Sleep(300 * time.Millisecond)
 	drainedInFlight := 0
 	for r := 0; r < rounds; r++ {
@@ -60,95 +58,19 @@ func testRollingRestart(t *testing.T, keepAlive bool) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	total, long, failed := ld.stop()
+	s, l := short.Stop(), long.Stop()
+	total, failed := s.Total+l.Total, s.Failed+l.Failed
 	t.Logf("%d requests (%d long) across %d restarts, %d in flight when a drain began, %d failed",
-		total, long, instances*rounds, drainedInFlight, failed)
-	for _, e := range ld.errors() {
+		total, l.Total, instances*rounds, drainedInFlight, failed)
+	for _, e := range append(s.Errors, l.Errors...) {
 		t.Error(e)
 	}
 	if drainedInFlight == 0 {
 		t.Error("no drain began with requests in flight; the test proved nothing about draining")
 	}
-	if failed != 0 || total == 0 || long == 0 {
-		t.Fatalf("%d of %d requests failed (%d long completed)", failed, total, long)
+	if failed != 0 || s.Total == 0 || l.Total == 0 {
+		t.Fatalf("%d of %d requests failed", failed, total)
 	}
-}
-
-// load is a closed-loop load generator. Requests are POSTs, which Go's
-// client never retries on its own, so every dropped connection shows up as
-// a failure.
-type load struct {
-	url       string
-	keepAlive bool
-	stopc     chan struct{}
-	wg        sync.WaitGroup
-	total     atomic.Int64
-	long      atomic.Int64
-	failed    atomic.Int64
-	mu        sync.Mutex
-	errs      []string
-}
-
-func newLoad(addr string, keepAlive bool) *load {
-	return &load{url: "http://" + addr, keepAlive: keepAlive, stopc: make(chan struct{})}
-}
-
-// run starts n clients looping on path, each with its own connection pool.
-func (l *load) run(n int, path string) {
-	for range n {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{
-				Timeout:   10 * time.Second,
-				Transport: &http.Transport{DisableKeepAlives: !l.keepAlive, MaxIdleConnsPerHost: 1},
-			}
-			for {
-				select {
-				case <-l.stopc:
-					return
-				default:
-				}
-				l.one(c, path)
-			}
-		}()
-	}
-}
-
-func (l *load) one(c *http.Client, path string) {
-	resp, err := c.Post(l.url+path, "text/plain", http.NoBody)
-	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-	}
-	l.total.Add(1)
-	if err != nil {
-		l.failed.Add(1)
-		l.mu.Lock()
-		if len(l.errs) < 10 {
-			l.errs = append(l.errs, fmt.Sprintf("POST %s: %v", path, err))
-		}
-		l.mu.Unlock()
-		return
-	}
-	if path != "/" {
-		l.long.Add(1)
-	}
-}
-
-func (l *load) stop() (total, long, failed int64) {
-	close(l.stopc)
-	l.wg.Wait()
-	return l.total.Load(), l.long.Load(), l.failed.Load()
-}
-
-func (l *load) errors() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.errs
 }
 
 // inFlightAtDrain reads the in_flight figure of the worker's "draining" log

@@ -1,0 +1,152 @@
+// Package loadtest is the closed-loop HTTP load generator of the project's
+// tests: clients send request after request and every failure is counted.
+//
+// Requests are POSTs without a body, which Go's HTTP client never retries
+// on its own, so a connection dropped by the server shows up as a failed
+// request instead of being hidden by a transparent retry.
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config says where the load goes.
+type Config struct {
+	// URL is the base URL, e.g. "http://127.0.0.1:8080".
+	URL string
+	// KeepAlive reuses each client's connection; otherwise every request
+	// opens a new one.
+	KeepAlive bool
+	// Dial, if set, opens the connections (e.g. into another network
+	// namespace).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Timeout bounds each request; 0 means 30 seconds.
+	Timeout time.Duration
+}
+
+// Load is a running set of clients.
+type Load struct {
+	cfg   Config
+	stopc chan struct{}
+	wg    sync.WaitGroup
+
+	total  atomic.Int64
+	failed atomic.Int64
+
+	mu         sync.Mutex
+	errs       []string
+	byInstance map[string]int64
+	maxLatency time.Duration
+}
+
+// Result sums up the requests sent so far.
+type Result struct {
+	Total      int64            // requests completed or failed
+	Failed     int64            // transport errors and non-200 answers
+	Errors     []string         // the first few failures
+	ByInstance map[string]int64 // successful answers per X-Instance header
+	MaxLatency time.Duration    // slowest successful request
+}
+
+// New returns a Load with no clients yet.
+func New(cfg Config) *Load {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	return &Load{cfg: cfg, stopc: make(chan struct{}), byInstance: map[string]int64{}}
+}
+
+// Run starts n clients that request path in a loop until Stop.
+func (l *Load) Run(n int, path string) {
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := l.client()
+			defer c.CloseIdleConnections()
+			for {
+				select {
+				case <-l.stopc:
+					return
+				default:
+				}
+				l.one(c, path)
+			}
+		}()
+	}
+}
+
+func (l *Load) client() *http.Client {
+	tr := &http.Transport{DisableKeepAlives: !l.cfg.KeepAlive, MaxIdleConnsPerHost: 1}
+	if l.cfg.Dial != nil {
+		tr.DialContext = l.cfg.Dial
+	}
+	return &http.Client{Timeout: l.cfg.Timeout, Transport: tr}
+}
+
+func (l *Load) one(c *http.Client, path string) {
+	start := time.Now()
+	resp, err := c.Post(l.cfg.URL+path, "text/plain", http.NoBody)
+	instance := ""
+	if err == nil {
+		instance = resp.Header.Get("X-Instance")
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+	}
+	took := time.Since(start)
+	l.total.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failed.Add(1)
+		if len(l.errs) < 20 {
+			l.errs = append(l.errs, fmt.Sprintf("%s POST %s: %v", start.Format("15:04:05.000"), path, err))
+		}
+		return
+	}
+	l.byInstance[instance]++
+	l.maxLatency = max(l.maxLatency, took)
+}
+
+// Snapshot returns the figures so far without stopping.
+func (l *Load) Snapshot() Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	by := make(map[string]int64, len(l.byInstance))
+	for k, v := range l.byInstance {
+		by[k] = v
+	}
+	return Result{
+		Total: l.total.Load(), Failed: l.failed.Load(),
+		Errors: append([]string(nil), l.errs...), ByInstance: by, MaxLatency: l.maxLatency,
+	}
+}
+
+// Stop stops every client, waits for their requests in flight, and
+// returns the final figures.
+func (l *Load) Stop() Result {
+	close(l.stopc)
+	l.wg.Wait()
+	return l.Snapshot()
+}
+
+// Instances lists the instances that answered, sorted.
+func (r Result) Instances() []string {
+	names := make([]string, 0, len(r.ByInstance))
+	for k := range r.ByInstance {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

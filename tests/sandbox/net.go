@@ -1,0 +1,61 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DialContext connects to addr in the sandbox's network namespace (its
+// loopback), from the calling process: the socket is created on a thread
+// that has switched into the sandbox's namespace, and keeps that namespace
+// for its whole life.
+func (s *Sandbox) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	target, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", s.pid))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: dial %s: %w", s.name, addr, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	home, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("sandbox %s: dial %s: %w", s.name, addr, err)
+	}
+	defer home.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("sandbox %s: enter network namespace: %w", s.name, err)
+	}
+	var d net.Dialer
+	conn, dialErr := d.DialContext(ctx, network, addr)
+	if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: Go discards it when this goroutine ends,
+		// so no other goroutine runs in the wrong namespace.
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("sandbox %s: leave network namespace: %w", s.name, err)
+	}
+	runtime.UnlockOSThread()
+	return conn, dialErr
+}
+
+// HTTPClient returns a client whose connections go to the sandbox's
+// network; with keepAlive false every request uses a new connection.
+func (s *Sandbox) HTTPClient(keepAlive bool) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         s.DialContext,
+			DisableKeepAlives:   !keepAlive,
+			MaxIdleConnsPerHost: 1,
+		},
+	}
+}
