@@ -329,3 +329,42 @@ func get(t *testing.T, url string) string {
 	}
 	return string(body)
 }
+
+func TestParseFault(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    fault
+		wantErr bool
+	}{
+		{"", faultNone, false},
+		{"fail-start", faultFailStart, false},
+		{"wedge", faultWedge, false},
+		{"Wedge", "", true},
+		{"crash", "", true},
+	} {
+		got, err := parseFault(tc.v)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("parseFault(%q) = %q, %v", tc.v, got, err)
+		}
+	}
+}
+
+// A wedged handler lets no later request through.
+func TestWedgeable(t *testing.T) {
+	h := wedgeable(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/debug/wedge", nil))
+	if rec.Code != 200 {
+		t.Fatalf("POST /debug/wedge: %d", rec.Code)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("a request got through a wedged handler")
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -17,6 +17,11 @@
 // configured through its environment variables ($PORT, $LISTEN_ADDR,
 // $INSTANCE, $DRAIN_TIMEOUT, $LOG_LEVEL, $LOG_FORMAT).
 //
+// $APP_FAULT makes the app misbehave on purpose, for tests and
+// demonstrations: "fail-start" fails the warm-up (the instance never becomes
+// ready), "wedge" enables POST /debug/wedge, which blocks the serving path of
+// the instance that receives it until the watchdog replaces it.
+//
 // The only flag is -version, which prints the version and exits. Set the
 // version at build time with
 //
@@ -117,7 +122,16 @@ func parseFlags(args []string, stderr io.Writer) (showVersion bool, err error) {
 // serve creates the instance from the environment and serves the app's
 // routes on it until the instance is told to stop and has drained.
 func serve(ctx context.Context, stderr io.Writer) error {
-	inst, err := activation.New()
+	f, err := parseFault(os.Getenv("APP_FAULT"))
+	if err != nil {
+		fmt.Fprintf(stderr, "app: %v\n", err)
+		return fmt.Errorf("configure instance: %w", err)
+	}
+	var opts []activation.Option
+	if f == faultFailStart {
+		opts = append(opts, activation.WithWarmup(failStart))
+	}
+	inst, err := activation.New(opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "app: %v\n", err)
 		return fmt.Errorf("configure instance: %w", err)
@@ -129,7 +143,12 @@ func serve(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("set up metrics: %w", err)
 	}
 	log.Info("starting", "version", version)
-	if err := inst.Serve(ctx, newMux(inst, m)); err != nil {
+	h := newMux(inst, m)
+	if f == faultWedge {
+		log.Warn("APP_FAULT=wedge: POST /debug/wedge will wedge this instance")
+		h = wedgeable(h)
+	}
+	if err := inst.Serve(ctx, h); err != nil {
 		log.Error("serve failed", "error", err)
 		return fmt.Errorf("serve: %w", err)
 	}

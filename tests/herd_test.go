@@ -1,0 +1,180 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unitkit/unitkit/internal/loadtest"
+	"github.com/unitkit/unitkit/tests/sandbox"
+)
+
+// appBinary is the app built once for all scenarios.
+var appBinary string
+
+func TestMain(m *testing.M) {
+	code, err := buildAndRun(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func buildAndRun(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "unitkit-tests")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	appBinary = filepath.Join(dir, "app")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", appBinary, "../cmd/app")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build app: %w\n%s", err, out)
+	}
+	return m.Run(), nil
+}
+
+// herd is a sandbox with the units and app installed and app.socket
+// started.
+type herd struct {
+	t *testing.T
+	s *sandbox.Sandbox
+}
+
+// dropIn is a unit drop-in: the unit (e.g. "app@.service" or
+// "app@4.service") and the file's content.
+type dropIn struct{ unit, name, content string }
+
+// newHerd boots a sandbox and installs the herd the way the package does:
+// units under /usr/lib/systemd/system, the binary as /usr/bin/app.
+func newHerd(t *testing.T, dropIns ...dropIn) *herd {
+	t.Helper()
+	s := sandbox.New(t)
+	h := &herd{t: t, s: s}
+	h.must(s.CopyFile(appBinary, "/usr/bin/app", 0o755))
+	for _, u := range []string{"app.socket", "app@.service", "app.target"} {
+		h.must(s.CopyFile(filepath.Join("..", "unit", u), "/usr/lib/systemd/system/"+u, 0o644))
+	}
+	for _, d := range dropIns {
+		h.must(s.WriteFile("/etc/systemd/system/"+d.unit+".d/"+d.name+".conf", []byte(d.content), 0o644))
+	}
+	h.systemctl("daemon-reload")
+	h.systemctl("start", "app.socket")
+	return h
+}
+
+func (h *herd) must(err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// systemctl runs systemctl in the sandbox and fails the test if it fails.
+func (h *herd) systemctl(args ...string) string {
+	h.t.Helper()
+	return h.s.MustRun(h.t, append([]string{"systemctl"}, args...)...)
+}
+
+// instances returns app@1.service … app@n.service.
+func instances(from, to int) []string {
+	var units []string
+	for i := from; i <= to; i++ {
+		units = append(units, fmt.Sprintf("app@%d.service", i))
+	}
+	return units
+}
+
+// show returns properties of a unit.
+func (h *herd) show(unit string, props ...string) map[string]string {
+	h.t.Helper()
+	args := []string{"show", unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out := h.systemctl(args...)
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// load starts a load generator against the socket, inside the sandbox's
+// network.
+func (h *herd) load(keepAlive bool) *loadtest.Load {
+	return loadtest.New(loadtest.Config{URL: "http://127.0.0.1:8080", Dial: h.s.DialContext, KeepAlive: keepAlive})
+}
+
+// waitFor polls cond until it holds or timeout passes, and returns how long
+// it took.
+func (h *herd) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			h.t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// watchSocket samples app.socket's state until the returned function is
+// called, which reports every sample where it was not listening or running.
+func (h *herd) watchSocket() (stop func() []string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu  sync.Mutex
+		bad []string
+		wg  sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			out, err := h.s.Run(ctx, "systemctl", "show", "app.socket", "-p", "ActiveState", "-p", "SubState")
+			state := strings.Join(strings.Fields(out), " ")
+			if err == nil && state != "ActiveState=active SubState=listening" && state != "ActiveState=active SubState=running" {
+				mu.Lock()
+				bad = append(bad, time.Now().Format("15:04:05.000")+" "+state)
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() []string {
+		cancel()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return bad
+	}
+}
+
+// checkLoad fails the test if the load saw more than allowed failures or
+// answers from fewer than wantInstances instances, and logs its figures.
+func checkLoad(t *testing.T, what string, r loadtest.Result, allowed int64) {
+	t.Helper()
+	t.Logf("%s: %d requests, %d failed, max latency %s, per instance %v",
+		what, r.Total, r.Failed, r.MaxLatency.Round(time.Millisecond), r.ByInstance)
+	if r.Total == 0 {
+		t.Errorf("%s: no requests completed", what)
+	}
+	if r.Failed > allowed {
+		for _, e := range r.Errors {
+			t.Log(e)
+		}
+		t.Errorf("%s: %d requests failed, at most %d allowed", what, r.Failed, allowed)
+	}
+}
