@@ -40,13 +40,14 @@ func failStart(context.Context) error {
 
 // wedgeable wraps h so that POST /debug/wedge stops every later request
 // from getting through: it takes, and never releases, the lock each request
-// holds while it is served.
-func wedgeable(h http.Handler) http.Handler {
+// holds while it is served. The answer names the instance it wedged.
+func wedgeable(instance string, h http.Handler) http.Handler {
 	var mu sync.RWMutex
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/debug/wedge" && r.Method == http.MethodPost {
 			mu.Lock() // never unlocked: the instance is wedged for good
-			writeText(w, "wedged\n")
+			w.Header().Set("X-Instance", instance)
+			writeText(w, "wedged instance "+instance+"\n")
 			return
 		}
 		mu.RLock()

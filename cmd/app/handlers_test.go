@@ -351,11 +351,11 @@ func TestParseFault(t *testing.T) {
 
 // A wedged handler lets no later request through.
 func TestWedgeable(t *testing.T) {
-	h := wedgeable(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := wedgeable("1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/debug/wedge", nil))
-	if rec.Code != 200 {
-		t.Fatalf("POST /debug/wedge: %d", rec.Code)
+	if rec.Code != 200 || rec.Header().Get("X-Instance") != "1" {
+		t.Fatalf("POST /debug/wedge: %d %v", rec.Code, rec.Header())
 	}
 	done := make(chan struct{})
 	go func() {

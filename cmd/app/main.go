@@ -146,7 +146,7 @@ func serve(ctx context.Context, stderr io.Writer) error {
 	h := newMux(inst, m)
 	if f == faultWedge {
 		log.Warn("APP_FAULT=wedge: POST /debug/wedge will wedge this instance")
-		h = wedgeable(h)
+		h = wedgeable(inst.Name(), h)
 	}
 	if err := inst.Serve(ctx, h); err != nil {
 		log.Error("serve failed", "error", err)

@@ -1,0 +1,85 @@
+package tests
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Instances that fail at every start (one with the shipped restart delay,
+// two restarting every 50 ms), and an operator restarting others again and
+// again, never close the socket: the healthy instances serve throughout
+// without a failed request. With systemd's default start limit the operator
+// alone fails the socket; with its default trigger limit the fast crash
+// loops do.
+func TestCrashLoopKeepsSocketOpen(t *testing.T) {
+	fast := "[Service]\nEnvironment=APP_FAULT=fail-start\nRestartSec=50ms\n"
+	h := newHerd(t, dropIn{"app@4.service", "fault", "[Service]\nEnvironment=APP_FAULT=fail-start\n"},
+		dropIn{"app@5.service", "fault", fast}, dropIn{"app@6.service", "fault", fast})
+	h.systemctl(append([]string{"start"}, instances(1, 3)...)...)
+	stopWatch := h.watchSocket()
+	fresh, kept := h.load(false), h.load(true)
+	fresh.Run(12, "/")
+	kept.Run(4, "/")
+	h.systemctl("start", "--no-block", "app@4.service", "app@5.service", "app@6.service")
+	// Operator restarts in a burst, well past the default start limit of
+	// 5 in 10 s.
+	for range 10 {
+		h.systemctl("restart", "app@1.service")
+	}
+	for range 10 {
+		h.systemctl("restart", "--no-block", "app@2.service")
+	}
+	time.Sleep(6 * time.Second)
+	rf, rk := fresh.Stop(), kept.Stop()
+	checkLoad(t, "fresh connections", rf, 0)
+	checkLoad(t, "keep-alive", rk, 0)
+	if bad := stopWatch(); len(bad) > 0 {
+		t.Errorf("app.socket left its listening state: %q", bad)
+	}
+	restarts, _ := strconv.Atoi(h.show("app@4.service", "NRestarts")["NRestarts"])
+	t.Logf("app@4 failed and was restarted %d times", restarts)
+	if restarts < 5 {
+		t.Errorf("app@4 restarted only %d times; the crash loop did not happen", restarts)
+	}
+	for _, unit := range instances(1, 3) {
+		if st := h.show(unit, "ActiveState")["ActiveState"]; st != "active" {
+			t.Errorf("%s is %s", unit, st)
+		}
+	}
+	if got := h.show("app.socket", "Result")["Result"]; got != "success" {
+		t.Errorf("app.socket Result=%s", got)
+	}
+}
+
+// A wedged instance stops pinging the watchdog; systemd kills and replaces
+// it while the others keep serving.
+func TestWatchdogReplacesWedgedInstance(t *testing.T) {
+	h := newHerd(t, dropIn{"app@.service", "wedge", "[Service]\nEnvironment=APP_FAULT=wedge\nWatchdogSec=2s\n"})
+	h.systemctl(append([]string{"start"}, instances(1, 2)...)...)
+	const clients = 8
+	ld := h.load(false)
+	ld.Run(clients, "/")
+	time.Sleep(300 * time.Millisecond)
+
+	resp, err := h.s.HTTPClient(false).Post("http://127.0.0.1:8080/debug/wedge", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	unit := "app@" + resp.Header.Get("X-Instance") + ".service"
+	old := h.show(unit, "MainPID")["MainPID"]
+	replaced := h.waitFor(unit+" replaced", 30*time.Second, func() bool {
+		p := h.show(unit, "MainPID", "SubState")
+		return p["MainPID"] != old && p["MainPID"] != "0" && p["SubState"] == "running"
+	})
+	t.Logf("%s wedged; killed by the watchdog and ready again after %s", unit, replaced.Round(time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	r := ld.Stop()
+	// Requests that reached the wedged instance hang until it is killed.
+	checkLoad(t, "wedge", r, clients)
+	if j := h.s.Journal("-u", unit, "--since", "-1min"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("no watchdog timeout in the journal of %s:\n%s", unit, j)
+	}
+}
