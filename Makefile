@@ -7,7 +7,7 @@ BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-short lint fuzz clean help
+.PHONY: all build run demo test test-short lint fuzz clean help
 
 all: build
 
@@ -22,6 +22,10 @@ FORCE:
 ## run: build and run the reference worker in this terminal on :8080 (Ctrl-C drains and stops it)
 run: bin/app
 	./bin/app
+
+## demo: build, boot systemd in a throwaway sandbox with unitkit installed, and open a shell in it (root; exit to tear down)
+demo: build
+	$(GO) run ./tests/demo -bin bin -units unit
 
 ## test: lint, then every test (with the race detector)
 test: lint

@@ -148,6 +148,10 @@ func (s *Sandbox) waitRunning(ctx context.Context) error {
 // Name returns the sandbox's name, which is also its host name.
 func (s *Sandbox) Name() string { return s.name }
 
+// Cgroup returns the host path of the sandbox's cgroup, the root of every
+// cgroup its systemd creates.
+func (s *Sandbox) Cgroup() string { return s.cgroup }
+
 // PID returns the host PID of the sandbox's systemd.
 func (s *Sandbox) PID() int { return s.pid }
 
@@ -230,12 +234,15 @@ func (s *Sandbox) Journal(args ...string) string {
 func (s *Sandbox) Close() {
 	if s.unshare != nil && s.unshare.Process != nil {
 		if s.pid > 0 {
-			_ = syscall.Kill(s.pid, syscall.SIGKILL) // PID 1 of its namespace: all go with it
+			// PID 1 of its namespace: every process inside goes with it, and
+			// unshare, its parent, reaps it and exits.
+			_ = syscall.Kill(s.pid, syscall.SIGKILL)
 		}
-		_ = s.unshare.Process.Kill()
 		select {
 		case <-s.exited:
 		case <-time.After(10 * time.Second):
+			_ = s.unshare.Process.Kill()
+			<-s.exited
 		}
 	}
 	removeCgroupTree(s.cgroup, 10*time.Second)

@@ -1,0 +1,116 @@
+// Command demo boots a throwaway systemd (package sandbox) with unitkit
+// installed in it and opens a shell inside, for trying unitkit on a machine
+// where systemd is not PID 1: containers, CI runners, some VMs. Leaving the
+// shell tears the sandbox down. Run it through make demo, as root.
+//
+// The shell reads commands from standard input, so the demo also runs
+// non-interactively:
+//
+//	echo 'curl -s localhost:8080' | make demo
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/unitkit/unitkit/tests/sandbox"
+)
+
+func main() {
+	bin := flag.String("bin", "bin", "directory with the built commands, installed into /usr/bin")
+	units := flag.String("units", "unit", "directory with the unit files, installed into /usr/lib/systemd/system")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "demo: unexpected argument %q\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
+	code, err := run(*bin, *units)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// run boots the sandbox, installs unitkit, and runs the shell; it returns
+// the shell's exit status.
+func run(bin, units string) (int, error) {
+	if err := sandbox.Prerequisites(); err != nil {
+		return 0, fmt.Errorf("%w (try: sudo make demo)", err)
+	}
+	// The shell gets Ctrl-C; the demo only tears down when it exits.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	fmt.Fprintln(os.Stderr, "demo: booting systemd in a sandbox...")
+	s, err := sandbox.Boot(context.Background(), "unitkit-demo")
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	if err := install(s, bin, units); err != nil {
+		return 0, err
+	}
+	fmt.Fprint(os.Stderr, banner)
+	shell := s.Command(context.Background(), "/bin/bash", "--norc", "-i")
+	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
+		shell = s.Command(context.Background(), "/bin/bash", "--norc", "-s")
+	}
+	shell.Env = append(shell.Env, `PS1=(unitkit-demo) \w# `, "TERM="+os.Getenv("TERM"))
+	shell.Stdin, shell.Stdout, shell.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = shell.Run()
+	fmt.Fprintln(os.Stderr, "demo: tearing the sandbox down")
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// install copies the commands and units in, and starts the socket.
+func install(s *sandbox.Sandbox, bin, units string) error {
+	cmds, err := filepath.Glob(filepath.Join(bin, "*"))
+	if err != nil || len(cmds) == 0 {
+		return fmt.Errorf("no commands in %s: run make build first", bin)
+	}
+	for _, c := range cmds {
+		if err := s.CopyFile(c, "/usr/bin/"+filepath.Base(c), 0o755); err != nil {
+			return err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(units, "app*"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no unit files in %s", units)
+	}
+	for _, f := range files {
+		if err := s.CopyFile(f, "/usr/lib/systemd/system/"+filepath.Base(f), 0o644); err != nil {
+			return err
+		}
+	}
+	ctx := context.Background()
+	if _, err := s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return err
+	}
+	_, err = s.Run(ctx, "systemctl", "enable", "--now", "app.socket", "app.target")
+	return err
+}
+
+const banner = `
+You are in a sandbox running systemd as PID 1, with unitkit installed:
+app.socket listens on port 8080 and starts app@1 on the first connection.
+
+  curl -i localhost:8080                      # answered by an instance (X-Instance)
+  systemctl start app@2 app@3                 # more instances on the same socket
+  systemctl status app.socket 'app@*'         # the herd
+  journalctl -u 'app@*' -f                    # their logs
+  kill -9 $(systemctl show -p MainPID --value app@2); sleep 0.5; systemctl status app@2
+
+Leave the shell (exit or Ctrl-D) to tear the sandbox down.
+
+`
