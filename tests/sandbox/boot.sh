@@ -27,6 +27,10 @@ mount --rbind /dev "$r/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$r/run"
 mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
 
+# The kernel log is the host's: keep it out of the sandbox's journal.
+mkdir -p "$r/etc/systemd/journald.conf.d"
+printf '[Journal]\nReadKMsg=no\n' >"$r/etc/systemd/journald.conf.d/sandbox.conf"
+
 hostname "$name"
 echo "$name" >"$r/etc/hostname"
 ip link set lo up
