@@ -61,8 +61,8 @@
 //
 //	# app@.service
 //	[Unit]
-//	Requires=app.socket
-//	After=app.socket
+//	PartOf=app.socket
+//	StartLimitIntervalSec=0
 //	[Service]
 //	Type=notify
 //	Sockets=app.socket
@@ -70,16 +70,18 @@
 //	ExecStart=/usr/bin/app
 //	ExecReload=/bin/kill -HUP $MAINPID
 //	WatchdogSec=10s
-//	TimeoutStopSec=35s
+//	TimeoutStopSec=40s
 //	KillMode=mixed
-//	Restart=on-failure
+//	Restart=always
+//	RestartSec=300ms
 //
 // Type=notify makes systemd wait for READY=1. Sockets= hands every instance
 // the one listening socket. INSTANCE names the instance in logs and
 // headers. WatchdogSec= enables the health-gated watchdog. TimeoutStopSec=
 // should exceed the drain timeout; if it does not, the instance asks for
 // more time with EXTEND_TIMEOUT_USEC=. KillMode=mixed sends SIGTERM to the
-// main process only, so it can drain.
+// main process only, so it can drain. StartLimitIntervalSec=0 and PartOf=
+// (not Requires=) keep one instance's failures from closing the socket.
 //
 // # Limits
 //
