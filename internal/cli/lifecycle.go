@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (o *options) reloadCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Restart every instance in turn without losing capacity or requests",
+		Long: `reload starts one extra (surge) instance, then restarts the instances one at a
+time, each time waiting until the new process reports ready, and finally
+stops the surge instance. Every instance drains its requests before it
+exits, so clients see no failed request.
+
+It stops at the first instance that does not become ready within --timeout;
+the instances not reached yet keep serving what they ran before.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				return usageError(errTimeout(timeout))
+			}
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return h.Reload(cmd.Context(), timeout, o.stdout)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "how long each instance may take to become ready")
+	return cmd
+}
+
+func (o *options) restartCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart [INSTANCE...]",
+		Short: "Restart instances at once (all running ones by default)",
+		Long: `restart restarts the given instances (e.g. 2 or app@2), or every running one,
+all at the same time, and waits until each is ready again. Connections wait in
+the socket's queue meanwhile; use reload to restart without that pause.`,
+		Example: "  appctl restart\n  appctl restart 2 3",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return h.Restart(cmd.Context(), args, o.stdout)
+		},
+	}
+}
+
+func (o *options) startCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Start the socket and the instances that start at boot",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return h.Start(cmd.Context(), o.stdout)
+		},
+	}
+}
+
+func (o *options) stopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop every instance (each drains) and then the socket",
+		Long: `stop stops the whole service: every instance drains its requests and exits,
+then the socket closes and new connections are refused. What starts at boot
+is unchanged; appctl start brings the service back.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return h.Stop(cmd.Context(), o.stdout)
+		},
+	}
+}

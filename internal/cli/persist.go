@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// persistCmd is run as root by NAME-persist@N.service (see herd.Persist);
+// operators use scale.
+func (o *options) persistCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "persist N",
+		Short:  "Make instances 1 to N, and no other, start at boot (run by NAME-persist@N.service)",
+		Hidden: true,
+		Args:   exactArgs(1, "give the number of instances"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			limit, err := o.limit()
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 0 || n > limit || strconv.Itoa(n) != args[0] {
+				return usageError(fmt.Errorf("invalid count %q: want a whole number from 0 to %d", args[0], limit))
+			}
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return h.Persist(cmd.Context(), n)
+		},
+	}
+}
+
+func errTimeout(d fmt.Stringer) error {
+	return fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s", d)
+}

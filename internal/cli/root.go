@@ -1,0 +1,161 @@
+// Package cli is appctl's command line: one file per verb, each a thin
+// layer over package herd, which does the work over D-Bus.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unitkit/unitkit/internal/herd"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// defaultLimit is the largest instance count scale accepts unless told
+// otherwise: generous, but a typo (scale 500) is caught.
+const defaultLimit = 64
+
+// env is how the CLI reads its environment (os.LookupEnv outside tests).
+type env func(string) (string, bool)
+
+// options are the flags every command shares.
+type options struct {
+	app    string
+	stdout io.Writer
+	stderr io.Writer
+	env    env
+}
+
+// Main runs appctl with args and returns its exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot(stdout, stderr, os.LookupEnv)
+	root.SetArgs(quoteNegativeCounts(args))
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var usage *herd.UsageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "appctl: %v\nTry 'appctl --help'.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "appctl: %v\n", err)
+	if hint := hintFor(err); hint != "" {
+		fmt.Fprintln(stderr, hint)
+	}
+	return exitFailure
+}
+
+// NewRoot builds the command tree. Documentation and completions are
+// generated from it.
+func NewRoot(stdout, stderr io.Writer, lookup env) *cobra.Command {
+	o := &options{stdout: stdout, stderr: stderr, env: lookup}
+	root := &cobra.Command{
+		Use:   "appctl",
+		Short: "Operate a herd of socket-activated instances under systemd",
+		Long: `appctl operates a service run by systemd as one listening socket (NAME.socket)
+shared by instances of a template unit (NAME@1.service … NAME@N.service).
+It talks to systemd over D-Bus and keeps no state of its own: scale, status,
+top, reload, restart, start, stop and logs.
+
+It runs as root, or as a member of the operator group that the polkit rule
+shipped with the service allows to manage that service's units and no other.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: o.validateApp,
+	}
+	root.PersistentFlags().StringVar(&o.app, "app", "", "the service to operate (env APPCTL_APP, default \"app\")")
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.AddCommand(o.scaleCmd(), o.statusCmd(), o.topCmd(), o.reloadCmd(), o.restartCmd(),
+		o.startCmd(), o.stopCmd(), o.logsCmd(), o.persistCmd())
+	return root
+}
+
+// validateApp settles which service is operated: --app, $APPCTL_APP or
+// "app", checked against systemd's unit-name rules.
+func (o *options) validateApp(cmd *cobra.Command, _ []string) error {
+	if !cmd.Flags().Changed("app") {
+		if v, ok := o.env("APPCTL_APP"); ok {
+			o.app = v
+		} else {
+			o.app = herd.DefaultApp
+		}
+	}
+	_, err := herd.NewApp(o.app)
+	return err
+}
+
+// connect opens the connection to systemd for the chosen service.
+func (o *options) connect(ctx context.Context) (*herd.Herd, error) {
+	app, err := herd.NewApp(o.app)
+	if err != nil {
+		return nil, err
+	}
+	return herd.Connect(ctx, app)
+}
+
+// limit reads $APPCTL_MAX_INSTANCES, the default for scale --limit.
+func (o *options) limit() (int, error) {
+	v, ok := o.env("APPCTL_MAX_INSTANCES")
+	if !ok || v == "" {
+		return defaultLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, usageError(fmt.Errorf("APPCTL_MAX_INSTANCES=%q: want a whole number from 1 to 10000", v))
+	}
+	return n, nil
+}
+
+// usageError marks err as the operator's mistake (exit 2).
+func usageError(err error) error {
+	var u *herd.UsageError
+	if errors.As(err, &u) {
+		return err
+	}
+	return herd.Usage(err)
+}
+
+// hintFor says what to do about the common failures.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, herd.ErrPermission):
+		return "hint: run as root, or as a member of the service's operator group (see the polkit rule shipped with it, e.g. /usr/share/polkit-1/rules.d/50-app-operators.rules)"
+	case errors.Is(err, herd.ErrUnreachable):
+		return "hint: appctl needs systemd as PID 1 and the system D-Bus; on a machine without them, try make demo"
+	case errors.Is(err, herd.ErrNotInstalled):
+		return "hint: install the service's package, or choose another service with --app or APPCTL_APP"
+	}
+	return ""
+}
+
+// negativeCount matches an argument like -2, which would otherwise be
+// taken for a flag.
+var negativeCount = regexp.MustCompile(`^-[0-9]+$`)
+
+// quoteNegativeCounts lets appctl scale -2 mean "two fewer" by ending flag
+// parsing before such an argument.
+func quoteNegativeCounts(args []string) []string {
+	for i, a := range args {
+		if a == "scale" && i+1 < len(args) && negativeCount.MatchString(args[i+1]) {
+			out := append([]string{}, args[:i+1]...)
+			out = append(out, "--")
+			return append(out, args[i+1:]...)
+		}
+	}
+	return args
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unitkit/unitkit/internal/herd"
+)
+
+func (o *options) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the socket and every instance in one table",
+		Long: `status shows the listening socket (addresses, state, connections waiting in
+its queue) and, per instance: state, main PID, uptime, automatic restarts,
+CPU use since start, resident memory, open files, and the instance's own
+status text. With --json it prints the same as one JSON object (the schema
+is documented in the man page and stays compatible).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := o.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			snap, err := h.Snapshot(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(o.stdout, snap, nil)
+			}
+			return writeTable(o.stdout, snap, nil)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
+// statusJSON is the stable --json schema.
+type statusJSON struct {
+	App       string         `json:"app"`
+	Time      string         `json:"time"`
+	Socket    socketJSON     `json:"socket"`
+	Instances []instanceJSON `json:"instances"`
+	Summary   summaryJSON    `json:"summary"`
+}
+
+type socketJSON struct {
+	Unit     string   `json:"unit"`
+	State    string   `json:"state"`
+	SubState string   `json:"sub_state"`
+	Listen   []string `json:"listen"`
+	Queued   uint64   `json:"queued"`
+	Backlog  uint32   `json:"backlog"`
+}
+
+type instanceJSON struct {
+	Unit       string   `json:"unit"`
+	Instance   string   `json:"instance"`
+	State      string   `json:"state"`
+	SubState   string   `json:"sub_state"`
+	PID        uint32   `json:"pid"`
+	Started    string   `json:"started,omitempty"`
+	UptimeSec  float64  `json:"uptime_seconds"`
+	Restarts   uint32   `json:"restarts"`
+	CPUPercent float64  `json:"cpu_percent"`
+	RSSBytes   uint64   `json:"rss_bytes"`
+	FDs        int      `json:"fds"`
+	Status     string   `json:"status"`
+	Enabled    bool     `json:"enabled"`
+	CPUNow     *float64 `json:"cpu_percent_now,omitempty"`
+}
+
+type summaryJSON struct {
+	Instances int    `json:"instances"`
+	Running   int    `json:"running"`
+	Starting  int    `json:"starting"`
+	Failed    int    `json:"failed"`
+	Enabled   int    `json:"enabled"`
+	RSSBytes  uint64 `json:"rss_bytes"`
+}
+
+// cpuNow maps units to their CPU use over the last refresh (appctl top).
+type cpuNow map[string]float64
+
+func toJSON(s herd.Snapshot, now cpuNow) statusJSON {
+	out := statusJSON{
+		App: s.App, Time: s.Time.UTC().Format(time.RFC3339Nano),
+		Socket: socketJSON{Unit: s.Socket.Unit, State: s.Socket.State, SubState: s.Socket.SubState,
+			Listen: s.Socket.Listen, Queued: s.Socket.Queued, Backlog: s.Socket.Backlog},
+		Instances: []instanceJSON{},
+	}
+	if out.Socket.Listen == nil {
+		out.Socket.Listen = []string{}
+	}
+	for _, in := range s.Instances {
+		j := instanceJSON{Unit: in.Unit, Instance: in.Name, State: in.State, SubState: in.SubState, PID: in.PID,
+			Restarts: in.Restarts, RSSBytes: in.RSS, FDs: in.FDs, Status: in.Status, Enabled: in.Enabled}
+		if !in.Started.IsZero() {
+			j.Started = in.Started.UTC().Format(time.RFC3339Nano)
+			j.UptimeSec = s.Time.Sub(in.Started).Seconds()
+			if j.UptimeSec > 0 {
+				j.CPUPercent = 100 * in.CPUTime / j.UptimeSec
+			}
+		}
+		if v, ok := now[in.Unit]; ok {
+			j.CPUNow = &v
+		}
+		out.Instances = append(out.Instances, j)
+		out.Summary.add(in)
+	}
+	return out
+}
+
+func (s *summaryJSON) add(in herd.Instance) {
+	s.Instances++
+	switch {
+	case in.Running():
+		s.Running++
+	case in.State == "activating":
+		s.Starting++
+	case in.State == "failed":
+		s.Failed++
+	}
+	if in.Enabled {
+		s.Enabled++
+	}
+	s.RSSBytes += in.RSS
+}
+
+func writeJSON(w io.Writer, s herd.Snapshot, now cpuNow) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(toJSON(s, now))
+}
+
+// writeTable prints the status table; with now, the CPU column is the use
+// over the last refresh instead of since start.
+func writeTable(w io.Writer, s herd.Snapshot, now cpuNow) error {
+	j := toJSON(s, now)
+	fmt.Fprintf(w, "%s  %s  %s  queued %d/%d\n", j.Socket.Unit, state(j.Socket.State, j.Socket.SubState),
+		strings.Join(j.Socket.Listen, " "), j.Socket.Queued, j.Socket.Backlog)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	cpu := "CPU%"
+	if now != nil {
+		cpu = "CPU%NOW"
+	}
+	fmt.Fprintf(tw, "INSTANCE\tSTATE\tPID\tUPTIME\tRESTARTS\t%s\tRSS\tFDS\tBOOT\tSTATUS\n", cpu)
+	for _, in := range j.Instances {
+		c := in.CPUPercent
+		if in.CPUNow != nil {
+			c = *in.CPUNow
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n",
+			strings.TrimSuffix(in.Unit, ".service"), state(in.State, in.SubState), pid(in.PID),
+			uptime(in.UptimeSec), in.Restarts, c, bytes(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	sm := j.Summary
+	_, err := fmt.Fprintf(w, "%d instances: %d running, %d starting, %d failed; %d start at boot; %s resident\n",
+		sm.Instances, sm.Running, sm.Starting, sm.Failed, sm.Enabled, bytes(sm.RSSBytes))
+	return err
+}
+
+func state(active, sub string) string { return active + " (" + sub + ")" }
+
+func pid(p uint32) string {
+	if p == 0 {
+		return "-"
+	}
+	return fmt.Sprint(p)
+}
+
+func uptime(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func bytes(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
+}
+
+func fds(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,148 @@
+package herd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// ErrPermission reports that systemd (through polkit) refused an operation.
+var ErrPermission = errors.New("permission denied")
+
+// ErrUnreachable reports that systemd could not be reached over D-Bus.
+var ErrUnreachable = errors.New("systemd is unreachable")
+
+// ErrNotInstalled reports that the service's units are not installed.
+var ErrNotInstalled = errors.New("not installed")
+
+// Herd operates the units of one service through systemd's D-Bus API.
+type Herd struct {
+	app  App
+	conn *sddbus.Conn
+}
+
+// Connect opens a connection to systemd over the system bus, so that polkit
+// decides what a non-root caller may do, and checks that the service's
+// units are installed. Root falls back to systemd's private socket when
+// the bus is down.
+func Connect(ctx context.Context, app App) (*Herd, error) {
+	conn, err := sddbus.NewSystemConnectionContext(ctx)
+	if err != nil && os.Geteuid() == 0 {
+		conn, err = sddbus.NewSystemdConnectionContext(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (is systemd PID 1 and D-Bus running? on a machine without systemd try make demo)", ErrUnreachable, err)
+	}
+	h := &Herd{app: app, conn: conn}
+	if err := h.checkInstalled(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Close closes the connection.
+func (h *Herd) Close() { h.conn.Close() }
+
+// App returns the service the Herd operates.
+func (h *Herd) App() App { return h.app }
+
+func (h *Herd) checkInstalled(ctx context.Context) error {
+	p, err := h.conn.GetUnitPropertyContext(ctx, h.app.Socket(), "LoadState")
+	if err != nil {
+		return classify(fmt.Errorf("look up %s: %w", h.app.Socket(), err))
+	}
+	if state := strings.Trim(p.Value.String(), `"`); state != "loaded" {
+		return fmt.Errorf("%w: %s is %s; install the package, or name another service with --app", ErrNotInstalled, h.app.Socket(), state)
+	}
+	files, err := h.conn.ListUnitFilesByPatternsContext(ctx, nil, []string{h.app.Template()})
+	if err != nil {
+		return classify(fmt.Errorf("look up %s: %w", h.app.Template(), err))
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no unit file %s; install the package, or name another service with --app", ErrNotInstalled, h.app.Template())
+	}
+	return nil
+}
+
+// classify marks D-Bus errors that mean "not allowed" or "not reachable".
+func classify(err error) error {
+	var de dbus.Error
+	if errors.As(err, &de) {
+		switch de.Name {
+		case "org.freedesktop.DBus.Error.AccessDenied",
+			"org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+			"org.freedesktop.DBus.Error.AuthFailed":
+			return fmt.Errorf("%w: %v", ErrPermission, err)
+		case "org.freedesktop.DBus.Error.ServiceUnknown",
+			"org.freedesktop.DBus.Error.NoReply",
+			"org.freedesktop.DBus.Error.Disconnected":
+			return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		}
+	}
+	return err
+}
+
+// JobError reports a systemd job that did not end with "done".
+type JobError struct {
+	Verb, Unit, Result string
+	Detail             string // the unit's Result property, e.g. exit-code
+}
+
+func (e *JobError) Error() string {
+	msg := fmt.Sprintf("%s %s: job %s", e.Verb, e.Unit, e.Result)
+	if e.Detail != "" && e.Detail != "success" {
+		msg += " (" + e.Detail + ")"
+	}
+	return msg
+}
+
+// jobFunc is one of go-systemd's job-starting methods.
+type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+
+// job asks systemd to start, stop or restart unit and waits for the job's
+// result; for Type=notify units, a start is done once READY=1 arrived.
+func (h *Herd) job(ctx context.Context, verb, unit string, f jobFunc) (time.Duration, error) {
+	start := time.Now()
+	ch := make(chan string, 1) // buffered: go-systemd must never block on it
+	if _, err := f(ctx, unit, "replace", ch); err != nil {
+		return 0, classify(fmt.Errorf("%s %s: %w", verb, unit, err))
+	}
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return time.Since(start), &JobError{Verb: verb, Unit: unit, Result: res, Detail: h.unitResult(unit)}
+		}
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return time.Since(start), fmt.Errorf("%s %s: gave up after %s: %w", verb, unit, time.Since(start).Round(time.Millisecond), ctx.Err())
+	}
+}
+
+func (h *Herd) unitResult(unit string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := h.conn.GetServicePropertyContext(ctx, unit, "Result")
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(p.Value.String(), `"`)
+}
+
+func (h *Herd) start(ctx context.Context, unit string) (time.Duration, error) {
+	return h.job(ctx, "start", unit, h.conn.StartUnitContext)
+}
+
+func (h *Herd) stop(ctx context.Context, unit string) (time.Duration, error) {
+	return h.job(ctx, "stop", unit, h.conn.StopUnitContext)
+}
+
+func (h *Herd) restart(ctx context.Context, unit string) (time.Duration, error) {
+	return h.job(ctx, "restart", unit, h.conn.RestartUnitContext)
+}

@@ -1,0 +1,108 @@
+package herd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Scale makes exactly instances 1 … n run and start at boot. New instances
+// start concurrently and count once systemd reports them ready; if one
+// fails, every instance this call started is stopped again and nothing else
+// changes. Then the count is recorded (see Persist), and the instances
+// above n, or not numbered, are stopped one at a time, highest first, each
+// draining its requests. With n = 0 the socket keeps listening, and its
+// next connection starts instance 1.
+func (h *Herd) Scale(ctx context.Context, n int, out io.Writer) error {
+	snap, err := h.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	running := map[string]bool{}
+	for _, in := range snap.Instances {
+		running[in.Unit] = in.Running()
+	}
+	var missing []string
+	for i := 1; i <= n; i++ {
+		if !running[h.app.Instance(i)] {
+			missing = append(missing, h.app.Instance(i))
+		}
+	}
+	if err := h.startAll(ctx, missing, out); err != nil {
+		return err
+	}
+	if err := h.persist(ctx, n, out); err != nil {
+		return err
+	}
+	extra := extras(snap.Instances, n)
+	for _, unit := range extra {
+		took, err := h.stop(ctx, unit)
+		if err != nil {
+			return fmt.Errorf("scale to %d: %w", n, err)
+		}
+		fmt.Fprintf(out, "%s stopped (drained in %s)\n", unit, round(took))
+	}
+	fmt.Fprintf(out, "%s: %d instances running\n", h.app.Name(), n)
+	return nil
+}
+
+// extras are the instances to stop when scaling to n: running or starting,
+// numbered above n or not numbered, highest first.
+func extras(instances []Instance, n int) []string {
+	var out []string
+	for _, in := range slices.Backward(instances) {
+		if (in.Number > n || in.Number == 0) && in.State != "inactive" && in.State != "failed" {
+			out = append(out, in.Unit)
+		}
+	}
+	return out
+}
+
+// startAll starts units concurrently and waits until each is ready. If any
+// fails, it stops all of them again and returns the failures.
+func (h *Herd) startAll(ctx context.Context, units []string, out io.Writer) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, unit := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			took, err := h.start(ctx, unit)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				fmt.Fprintf(out, "%s failed to become ready: %v\n", unit, err)
+				return
+			}
+			fmt.Fprintf(out, "%s ready in %s\n", unit, round(took))
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for _, unit := range slices.Backward(units) {
+		if _, err := h.stop(stopCtx, unit); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	fmt.Fprintf(out, "stopped the %d instances started by this command again\n", len(units))
+	return fmt.Errorf("%d of %d instances did not become ready (see appctl logs): %w", len(errs), len(units), errors.Join(errs...))
+}
+
+func round(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}

@@ -1,0 +1,251 @@
+package herd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// Instance is what systemd and /proc say about one instance.
+type Instance struct {
+	Unit      string    // e.g. app@3.service
+	Name      string    // the instance name, e.g. "3"
+	Number    int       // the instance number, 0 if Name is not one
+	State     string    // ActiveState: active, activating, deactivating, inactive, failed
+	SubState  string    // e.g. running, auto-restart, dead
+	PID       uint32    // MainPID, 0 when not running
+	Started   time.Time // when the main process started
+	Restarts  uint32    // NRestarts: automatic restarts since the unit was loaded
+	Status    string    // the instance's own STATUS= text
+	Enabled   bool      // started at boot (wanted by the target)
+	CPUTime   float64   // seconds of CPU used by the main process
+	RSS       uint64    // resident memory of the main process, bytes
+	FDs       int       // open file descriptors of the main process, -1 if unreadable
+	procError string
+}
+
+// Running reports whether the instance is up (ready, or reloading).
+func (i Instance) Running() bool { return i.State == "active" || i.State == "reloading" }
+
+// Socket is what systemd and /proc say about the listening socket.
+type Socket struct {
+	Unit     string
+	State    string
+	SubState string
+	Listen   []string // addresses, e.g. [::]:8080
+	Queued   uint64   // connections waiting in the accept queue now
+	Backlog  uint32   // the queue's configured limit
+}
+
+// Snapshot is the state of a service at one moment.
+type Snapshot struct {
+	App       string
+	Time      time.Time
+	Socket    Socket
+	Instances []Instance // numbered instances first, by number
+}
+
+// Snapshot reads the state of the socket and of every instance that is
+// loaded or enabled: a handful of D-Bus calls made concurrently, plus
+// /proc for the main processes.
+func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
+	s := Snapshot{App: h.app.Name(), Time: time.Now()}
+	units, enabled, err := h.instanceUnits(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.Instances = make([]Instance, len(units))
+	errs := make([]error, len(units)+1)
+	var wg sync.WaitGroup
+	for k, unit := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Instances[k], errs[k] = h.instance(ctx, unit, enabled[unit])
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.Socket, errs[len(units)] = h.socket(ctx)
+	}()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// instanceUnits lists the instances systemd has loaded plus those enabled
+// through the target, sorted by number.
+func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]bool, error) {
+	loaded, err := h.conn.ListUnitsByPatternsContext(ctx, nil, []string{h.app.Name() + "@*.service"})
+	if err != nil {
+		return nil, nil, classify(fmt.Errorf("list instances: %w", err))
+	}
+	var units []string
+	for _, u := range loaded {
+		if _, ok := h.app.instanceOf(u.Name); ok && u.LoadState != "not-found" {
+			units = append(units, u.Name)
+		}
+	}
+	wants, err := h.targetWants(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	enabled := map[string]bool{}
+	for _, u := range wants {
+		enabled[u] = true
+		if !slices.Contains(units, u) {
+			units = append(units, u)
+		}
+	}
+	slices.SortFunc(units, h.compareUnits)
+	return units, enabled, nil
+}
+
+// targetWants returns the instances the target wants, i.e. the enabled ones.
+func (h *Herd) targetWants(ctx context.Context) ([]string, error) {
+	p, err := h.conn.GetUnitPropertyContext(ctx, h.app.Target(), "Wants")
+	if err != nil {
+		return nil, classify(fmt.Errorf("read %s: %w", h.app.Target(), err))
+	}
+	all, _ := p.Value.Value().([]string)
+	var out []string
+	for _, u := range all {
+		if _, ok := h.app.instanceOf(u); ok {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// compareUnits orders numbered instances by number, then the others by name.
+func (h *Herd) compareUnits(a, b string) int {
+	na, nb := h.app.number(a), h.app.number(b)
+	switch {
+	case na > 0 && nb > 0:
+		return na - nb
+	case na > 0:
+		return -1
+	case nb > 0:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func (h *Herd) instance(ctx context.Context, unit string, enabled bool) (Instance, error) {
+	name, _ := h.app.instanceOf(unit)
+	in := Instance{Unit: unit, Name: name, Number: h.app.number(unit), Enabled: enabled, FDs: -1}
+	u, err := h.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return in, classify(fmt.Errorf("read %s: %w", unit, err))
+	}
+	svc, err := h.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
+	if err != nil {
+		return in, classify(fmt.Errorf("read %s: %w", unit, err))
+	}
+	in.State, _ = u["ActiveState"].(string)
+	in.SubState, _ = u["SubState"].(string)
+	in.PID, _ = svc["MainPID"].(uint32)
+	in.Restarts, _ = svc["NRestarts"].(uint32)
+	in.Status, _ = svc["StatusText"].(string)
+	if usec, _ := svc["ExecMainStartTimestamp"].(uint64); usec > 0 && in.PID > 0 {
+		in.Started = time.UnixMicro(int64(usec))
+	}
+	if in.PID > 0 {
+		in.readProc()
+	}
+	return in, nil
+}
+
+// readProc fills in the main process's CPU time, memory and descriptors.
+func (in *Instance) readProc() {
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		in.procError = err.Error()
+		return
+	}
+	p, err := fs.Proc(int(in.PID))
+	if err != nil {
+		in.procError = err.Error()
+		return
+	}
+	if st, err := p.Stat(); err == nil {
+		in.CPUTime = st.CPUTime()
+		in.RSS = uint64(st.ResidentMemory())
+	}
+	if n, err := p.FileDescriptorsLen(); err == nil {
+		in.FDs = n
+	}
+}
+
+func (h *Herd) socket(ctx context.Context) (Socket, error) {
+	unit := h.app.Socket()
+	s := Socket{Unit: unit}
+	u, err := h.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return s, classify(fmt.Errorf("read %s: %w", unit, err))
+	}
+	sock, err := h.conn.GetUnitTypePropertiesContext(ctx, unit, "Socket")
+	if err != nil {
+		return s, classify(fmt.Errorf("read %s: %w", unit, err))
+	}
+	s.State, _ = u["ActiveState"].(string)
+	s.SubState, _ = u["SubState"].(string)
+	s.Backlog, _ = sock["Backlog"].(uint32)
+	if listen, ok := sock["Listen"].([][]any); ok {
+		for _, l := range listen {
+			if len(l) == 2 {
+				if addr, ok := l[1].(string); ok {
+					s.Listen = append(s.Listen, addr)
+				}
+			}
+		}
+	}
+	s.Queued = acceptQueue(s.Listen)
+	return s, nil
+}
+
+// acceptQueue sums the accept-queue lengths of the listening TCP sockets
+// on the ports in listen, from /proc/net/tcp and tcp6 (for a listening
+// socket the kernel reports the queue as rx_queue).
+func acceptQueue(listen []string) uint64 {
+	ports := map[uint64]bool{}
+	for _, a := range listen {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			port = a // ListenStream=8080 is reported as "[::]:8080", but be lenient
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err == nil {
+			ports[p] = true
+		}
+	}
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		return 0
+	}
+	var total uint64
+	//lint:ignore SA1019 one number per listening socket does not justify a netlink dependency
+	for _, read := range []func() (procfs.NetTCP, error){fs.NetTCP, fs.NetTCP6} {
+		lines, err := read()
+		if err != nil {
+			continue
+		}
+		for _, l := range lines {
+			if l.St == 10 && ports[l.LocalPort] { // 10: TCP_LISTEN
+				total += l.RxQueue
+			}
+		}
+	}
+	return total
+}
