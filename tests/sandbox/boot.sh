@@ -1,19 +1,22 @@
 #!/bin/sh
-# boot.sh NAME — run as PID 1 of fresh pid, mount, uts, ipc, net and cgroup
-# namespaces (see sandbox.go). Builds a throwaway root and execs systemd.
+# boot.sh NAME STATE — run as PID 1 of fresh pid, mount, uts, ipc, net and
+# cgroup namespaces (see sandbox.go). Builds a throwaway root and execs
+# systemd.
 #
-# The root is an overlay of the host's / with an upper layer on a tmpfs that
-# exists only in this mount namespace, so nothing systemd does at boot
+# The root is an overlay of the host's / with an upper layer in STATE, a
+# tmpfs the caller mounted for this sandbox (booting again with the same
+# STATE is a reboot that keeps every file written), so nothing systemd does at boot
 # (systemd-tmpfiles empties /tmp, for one) reaches the host's files. /proc/sys
 # and /sys are read-only, as in any container, so the host's kernel settings
 # stay as they are; /sys/fs/cgroup is a cgroup2 mount rooted at this
 # sandbox's own cgroup, so sandboxes never share cgroup directories.
 set -eu
 name=$1
+state=$2
 
 mount --make-rprivate /
-mount -t tmpfs -o mode=0755 unitkit-sandbox /mnt
-mkdir /mnt/upper /mnt/work /mnt/root
+mount --bind "$state" /mnt
+mkdir -p /mnt/upper /mnt/work /mnt/root
 mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work /mnt/root
 r=/mnt/root
 

@@ -10,9 +10,13 @@
 // basic.target: journald and a socket-activated D-Bus, nothing the host
 // image would start at multi-user.target.
 //
+// The overlay's upper layer lives on a tmpfs of its own, so Reboot can boot
+// systemd again on the same files, as a real reboot would.
+//
 // Tear-down kills the sandbox's PID 1, which ends every process inside and
-// releases its mounts, then removes its cgroups. The sandbox also dies with
-// the process that booted it, even if that process is killed.
+// releases its mounts, then removes its cgroups and its upper layer. The
+// sandbox also dies with the process that booted it, even if that process
+// is killed; what it leaves then is cleaned up by the next Boot.
 package sandbox
 
 import (
@@ -39,11 +43,15 @@ var bootScript string
 // one cgroup per sandbox.
 const cgroupParent = "unitkit-sandbox"
 
+// stateParent holds one tmpfs per sandbox: the upper layer of its root.
+const stateParent = "/run/unitkit-sandbox"
+
 // Sandbox is a running systemd in its own namespaces.
 type Sandbox struct {
 	name    string
 	pid     int // host PID of the sandbox's systemd
 	cgroup  string
+	state   string // tmpfs holding the root's upper layer
 	unshare *exec.Cmd
 	exited  chan struct{}
 }
@@ -76,27 +84,75 @@ func Boot(ctx context.Context, name string) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boot sandbox %s: %w", name, err)
 	}
-	sweepCgroups(filepath.Join(cg2, cgroupParent))
-	s := &Sandbox{name: name, cgroup: filepath.Join(cg2, cgroupParent, name), exited: make(chan struct{})}
-	if err := os.MkdirAll(s.cgroup, 0o755); err != nil {
-		return nil, fmt.Errorf("boot sandbox %s: %w", name, err)
+	s := &Sandbox{name: name, cgroup: filepath.Join(cg2, cgroupParent, name), state: filepath.Join(stateParent, name)}
+	err = withBootLock(func() error {
+		sweep(filepath.Join(cg2, cgroupParent))
+		if err := s.mountState(); err != nil {
+			return err
+		}
+		return s.start()
+	})
+	if err == nil {
+		err = s.waitRunning(ctx)
 	}
-	if err := s.start(); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("boot sandbox %s: %w", name, err)
-	}
-	if err := s.waitRunning(ctx); err != nil {
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("boot sandbox %s: %w", name, err)
 	}
 	return s, nil
 }
 
+// Reboot stops the sandbox's systemd the hard way, as a power cut would,
+// and boots it again on the same files.
+func (s *Sandbox) Reboot(ctx context.Context) error {
+	err := withBootLock(func() error {
+		s.kill()
+		return s.start()
+	})
+	if err == nil {
+		err = s.waitRunning(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("reboot sandbox %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// withBootLock runs fn while holding a lock that keeps concurrent boots
+// from sweeping up a sandbox that has not started its processes yet.
+func withBootLock(fn func() error) error {
+	f, err := os.OpenFile(stateParent+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return fn()
+}
+
+func (s *Sandbox) mountState() error {
+	if err := os.MkdirAll(s.state, 0o700); err != nil {
+		return err
+	}
+	if err := syscall.Mount("unitkit-sandbox", s.state, "tmpfs", 0, "mode=0755"); err != nil {
+		os.Remove(s.state)
+		return fmt.Errorf("mount tmpfs on %s: %w", s.state, err)
+	}
+	return nil
+}
+
 // start launches unshare inside the sandbox's cgroup; the cgroup namespace
 // it creates is rooted there.
 func (s *Sandbox) start() error {
-	script := `echo $$ >"$0/cgroup.procs" && exec unshare --pid --fork --mount --uts --ipc --net --cgroup --kill-child /bin/sh -c "$1" boot "$2"`
-	cmd := exec.Command("/bin/sh", "-c", script, s.cgroup, bootScript, s.name)
+	if err := os.MkdirAll(s.cgroup, 0o755); err != nil {
+		return err
+	}
+	s.exited = make(chan struct{})
+	script := `echo $$ >"$0/cgroup.procs" && exec unshare --pid --fork --mount --uts --ipc --net --cgroup --kill-child /bin/sh -c "$1" boot "$2" "$3"`
+	cmd := exec.Command("/bin/sh", "-c", script, s.cgroup, bootScript, s.name, s.state)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "container=unitkit", "LANG=C.UTF-8"}
 	out := &capWriter{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -229,23 +285,34 @@ func (s *Sandbox) Journal(args ...string) string {
 	return out
 }
 
-// Close kills the sandbox and removes its cgroups. It is safe to call more
-// than once.
+// Close kills the sandbox and removes its cgroups and files. It is safe to
+// call more than once.
 func (s *Sandbox) Close() {
-	if s.unshare != nil && s.unshare.Process != nil {
-		if s.pid > 0 {
-			// PID 1 of its namespace: every process inside goes with it, and
-			// unshare, its parent, reaps it and exits.
-			_ = syscall.Kill(s.pid, syscall.SIGKILL)
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.unshare.Process.Kill()
-			<-s.exited
-		}
-	}
+	s.kill()
 	removeCgroupTree(s.cgroup, 10*time.Second)
+	if s.state != "" {
+		_ = syscall.Unmount(s.state, syscall.MNT_DETACH)
+		_ = os.Remove(s.state)
+	}
+}
+
+// kill ends the sandbox's systemd and everything inside.
+func (s *Sandbox) kill() {
+	if s.unshare == nil || s.unshare.Process == nil {
+		return
+	}
+	if s.pid > 0 {
+		// PID 1 of its namespace: every process inside goes with it, and
+		// unshare, its parent, reaps it and exits.
+		_ = syscall.Kill(s.pid, syscall.SIGKILL)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.unshare.Process.Kill()
+		<-s.exited
+	}
+	s.unshare, s.pid = nil, 0
 }
 
 // childOf returns the first child of pid, or 0.
@@ -310,15 +377,28 @@ func removeCgroupTree(dir string, timeout time.Duration) {
 	}
 }
 
-// sweepCgroups removes the cgroups of sandboxes whose processes are all
-// gone, left behind when a test binary was killed before it could clean up.
-func sweepCgroups(parent string) {
-	entries, err := os.ReadDir(parent)
+// sweep removes what sandboxes left behind when the process that booted
+// them was killed before it could clean up: cgroups with no process left,
+// and their upper layers.
+func sweep(cgroups string) {
+	entries, err := os.ReadDir(stateParent)
+	if err == nil {
+		for _, e := range entries {
+			events, err := os.ReadFile(filepath.Join(cgroups, e.Name(), "cgroup.events"))
+			if err == nil && !strings.Contains(string(events), "populated 0") {
+				continue // still running
+			}
+			dir := filepath.Join(stateParent, e.Name())
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+			_ = os.Remove(dir)
+		}
+	}
+	entries, err = os.ReadDir(cgroups)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		dir := filepath.Join(parent, e.Name())
+		dir := filepath.Join(cgroups, e.Name())
 		events, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
 		if err == nil && strings.Contains(string(events), "populated 0") {
 			removeCgroupTree(dir, time.Second)

@@ -85,3 +85,24 @@ func bootInParallel(t *testing.T, names ...string) []*sandbox.Sandbox {
 	}
 	return boxes
 }
+
+// A reboot keeps the files written before it and boots systemd afresh.
+func TestRebootKeepsFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sandbox test skipped: needs root")
+	}
+	s := sandbox.New(t)
+	if err := s.WriteFile("/etc/unitkit-reboot-test", []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bootBefore := s.MustRun(t, "systemctl", "show", "-p", "InvocationID", "systemd-journald.service")
+	if err := s.Reboot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadFile("/etc/unitkit-reboot-test"); err != nil || string(got) != "kept" {
+		t.Fatalf("after reboot: %q, %v", got, err)
+	}
+	if after := s.MustRun(t, "systemctl", "show", "-p", "InvocationID", "systemd-journald.service"); after == bootBefore {
+		t.Fatalf("journald was not started again (%s)", after)
+	}
+}
