@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,8 +16,8 @@ import (
 	"github.com/unitkit/unitkit/tests/sandbox"
 )
 
-// appBinary is the app built once for all scenarios.
-var appBinary string
+// appBinary and appctlBinary are built once for all scenarios.
+var appBinary, appctlBinary string
 
 func TestMain(m *testing.M) {
 	code, err := buildAndRun(m)
@@ -33,11 +34,13 @@ func buildAndRun(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	appBinary = filepath.Join(dir, "app")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", appBinary, "../cmd/app")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build app: %w\n%s", err, out)
+	appBinary, appctlBinary = filepath.Join(dir, "app"), filepath.Join(dir, "appctl")
+	for bin, pkg := range map[string]string{appBinary: "../cmd/app", appctlBinary: "../cmd/appctl"} {
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+		}
 	}
 	return m.Run(), nil
 }
@@ -60,8 +63,13 @@ func newHerd(t *testing.T, dropIns ...dropIn) *herd {
 	s := sandbox.New(t)
 	h := &herd{t: t, s: s}
 	h.must(s.CopyFile(appBinary, "/usr/bin/app", 0o755))
-	for _, u := range []string{"app.socket", "app@.service", "app.target"} {
-		h.must(s.CopyFile(filepath.Join("..", "unit", u), "/usr/lib/systemd/system/"+u, 0o644))
+	h.must(s.CopyFile(appctlBinary, "/usr/bin/appctl", 0o755))
+	units, err := filepath.Glob(filepath.Join("..", "unit", "app*"))
+	if err != nil || len(units) == 0 {
+		t.Fatalf("no units in ../unit: %v", err)
+	}
+	for _, u := range units {
+		h.must(s.CopyFile(u, "/usr/lib/systemd/system/"+filepath.Base(u), 0o644))
 	}
 	for _, d := range dropIns {
 		h.must(s.WriteFile("/etc/systemd/system/"+d.unit+".d/"+d.name+".conf", []byte(d.content), 0o644))
@@ -82,6 +90,29 @@ func (h *herd) must(err error) {
 func (h *herd) systemctl(args ...string) string {
 	h.t.Helper()
 	return h.s.MustRun(h.t, append([]string{"systemctl"}, args...)...)
+}
+
+// appctl runs appctl in the sandbox and returns its output and exit code.
+func (h *herd) appctl(args ...string) (string, int) {
+	h.t.Helper()
+	return h.run(append([]string{"appctl"}, args...)...)
+}
+
+// run runs a command in the sandbox and returns its combined output and
+// exit code.
+func (h *herd) run(args ...string) (string, int) {
+	h.t.Helper()
+	cmd := h.s.Command(context.Background(), args...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	}
+	h.t.Fatalf("%v: %v", args, err)
+	return "", -1
 }
 
 // instances returns app@1.service … app@n.service.
@@ -178,3 +209,23 @@ func checkLoad(t *testing.T, what string, r loadtest.Result, allowed int64) {
 		t.Errorf("%s: %d requests failed, at most %d allowed", what, r.Failed, allowed)
 	}
 }
+
+// lockedWriter collects output written from another goroutine.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

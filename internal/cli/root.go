@@ -75,6 +75,13 @@ shipped with the service allows to manage that service's units and no other.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: o.validateApp,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError(fmt.Errorf("unknown command %q", args[0]))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.PersistentFlags().StringVar(&o.app, "app", "", "the service to operate (env APPCTL_APP, default \"app\")")
 	root.SetOut(stdout)

@@ -63,12 +63,13 @@ func extras(instances []Instance, n int) []string {
 }
 
 // startAll starts units concurrently and waits until each is ready. If any
-// fails, it stops all of them again and returns the failures.
+// fails, it stops again every unit it started and returns the failures.
 func (h *Herd) startAll(ctx context.Context, units []string, out io.Writer) error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
+		mu      sync.Mutex
+		failed  []error
+		started []string // units systemd accepted a start job for
+		wg      sync.WaitGroup
 	)
 	for _, unit := range units {
 		wg.Add(1)
@@ -77,27 +78,47 @@ func (h *Herd) startAll(ctx context.Context, units []string, out io.Writer) erro
 			took, err := h.start(ctx, unit)
 			mu.Lock()
 			defer mu.Unlock()
+			var jobErr *JobError
+			if err == nil || errors.As(err, &jobErr) {
+				started = append(started, unit)
+			}
 			if err != nil {
-				errs = append(errs, err)
-				fmt.Fprintf(out, "%s failed to become ready: %v\n", unit, err)
+				failed = append(failed, err)
+				if jobErr != nil {
+					fmt.Fprintf(out, "%s failed to become ready: %v\n", unit, err)
+				}
 				return
 			}
 			fmt.Fprintf(out, "%s ready in %s\n", unit, round(took))
 		}()
 	}
 	wg.Wait()
-	if len(errs) == 0 {
+	if len(failed) == 0 {
 		return nil
 	}
+	h.rollback(ctx, started, out)
+	for _, err := range failed {
+		if errors.Is(err, ErrPermission) || errors.Is(err, ErrUnreachable) {
+			return err
+		}
+	}
+	return fmt.Errorf("%d of %d instances did not become ready (see appctl logs): %w", len(failed), len(units), errors.Join(failed...))
+}
+
+// rollback stops units again, highest first.
+func (h *Herd) rollback(ctx context.Context, units []string, out io.Writer) {
+	if len(units) == 0 {
+		return
+	}
+	slices.SortFunc(units, h.compareUnits)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	for _, unit := range slices.Backward(units) {
 		if _, err := h.stop(stopCtx, unit); err != nil {
-			errs = append(errs, err)
+			fmt.Fprintf(out, "could not stop %s again: %v\n", unit, err)
 		}
 	}
-	fmt.Fprintf(out, "stopped the %d instances started by this command again\n", len(units))
-	return fmt.Errorf("%d of %d instances did not become ready (see appctl logs): %w", len(errs), len(units), errors.Join(errs...))
+	fmt.Fprintf(out, "stopped the %d instances this command started\n", len(units))
 }
 
 func round(d time.Duration) time.Duration {
