@@ -7,7 +7,7 @@ BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run demo test test-short lint fuzz clean help
+.PHONY: all build run demo docs test test-short lint fuzz clean help
 
 all: build
 
@@ -26,6 +26,10 @@ run: bin/app
 ## demo: build, boot systemd in a throwaway sandbox with unitkit installed, and open a shell in it (root; exit to tear down)
 demo: build
 	$(GO) run ./tests/demo -bin bin -units unit
+
+## docs: generate appctl's man pages and shell completions into dist/docs
+docs:
+	$(GO) run ./internal/docgen -out dist/docs
 
 ## test: lint, then every test (with the race detector)
 test: lint

@@ -71,7 +71,15 @@ It talks to systemd over D-Bus and keeps no state of its own: scale, status,
 top, reload, restart, start, stop and logs.
 
 It runs as root, or as a member of the operator group that the polkit rule
-shipped with the service allows to manage that service's units and no other.`,
+shipped with the service allows to manage that service's units and no other.
+
+Environment: APPCTL_APP names the service (default app), like --app;
+APPCTL_MAX_INSTANCES is the default of scale --limit (64).
+
+Exit status: 0 on success, 1 when an operation failed (an instance did not
+become ready, permission denied, systemd unreachable, service not installed),
+2 for a usage error (bad count, unknown instance, bad flag); a usage error
+changes nothing.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: o.validateApp,

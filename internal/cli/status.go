@@ -21,8 +21,29 @@ func (o *options) statusCmd() *cobra.Command {
 		Long: `status shows the listening socket (addresses, state, connections waiting in
 its queue) and, per instance: state, main PID, uptime, automatic restarts,
 CPU use since start, resident memory, open files, and the instance's own
-status text. With --json it prints the same as one JSON object (the schema
-is documented in the man page and stays compatible).`,
+status text. With --json it prints the same as one JSON object, whose
+fields stay compatible (new ones may be added):
+
+  app                  the service name
+  time                 when the figures were read (RFC 3339, UTC)
+  socket.unit, socket.state, socket.sub_state
+                       the socket unit and systemd's states for it
+  socket.listen        its addresses, e.g. ["[::]:8080"]
+  socket.queued, socket.backlog
+                       connections waiting to be accepted, and the limit
+  instances[]          one object per instance, numbered ones first:
+    unit, instance     e.g. "app@3.service" and "3"
+    state, sub_state   systemd's ActiveState and SubState
+    pid                main process, 0 when not running
+    started            when it started (RFC 3339), absent when not running
+    uptime_seconds     seconds since it started
+    restarts           automatic restarts (NRestarts)
+    cpu_percent        CPU used since start, percent of one CPU
+    rss_bytes, fds     resident memory and open files (-1: unreadable)
+    status             the instance's own STATUS= text
+    enabled            whether it starts at boot
+  summary              instances, running, starting, failed, enabled,
+                       rss_bytes: totals over the instances`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := o.connect(cmd.Context())

@@ -105,11 +105,12 @@ const banner = `
 You are in a sandbox running systemd as PID 1, with unitkit installed:
 app.socket listens on port 8080 and starts app@1 on the first connection.
 
-  curl -i localhost:8080                      # answered by an instance (X-Instance)
-  systemctl start app@2 app@3                 # more instances on the same socket
-  systemctl status app.socket 'app@*'         # the herd
-  journalctl -u 'app@*' -f                    # their logs
-  kill -9 $(systemctl show -p MainPID --value app@2); sleep 0.5; systemctl status app@2
+  curl -i localhost:8080          # answered by an instance (see X-Instance)
+  appctl scale 4                  # four instances on the one socket
+  appctl status                   # the herd in one table (appctl top: live)
+  appctl reload                   # rolling restart, no request lost
+  appctl logs -f                  # every instance's journal, interleaved
+  kill -9 $(systemctl show -p MainPID --value app@2); appctl status
 
 Leave the shell (exit or Ctrl-D) to tear the sandbox down.
 
