@@ -57,8 +57,11 @@ func TestSandboxesAreIsolatedAndLeaveNothing(t *testing.T) {
 			t.Errorf("sandbox %s: cgroup %s left behind", s.Name(), cgroup)
 		}
 	}
-	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "unitkit-sandbox") {
-		t.Error("a sandbox mount is visible on the host")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, s := range boxes {
+		if strings.Contains(string(mounts), "/"+s.Name()+" ") {
+			t.Errorf("sandbox %s: its files are still mounted on the host", s.Name())
+		}
 	}
 }
 
