@@ -1,13 +1,16 @@
 # unitkit: the project's vocabulary. `make help` lists the targets.
 
 GO      ?= go
+APP     ?= app
+ARCHS   ?= amd64 arm64
+FORMATS ?= deb rpm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run demo docs test test-short lint fuzz clean help
+.PHONY: all build run demo docs package test test-short lint fuzz clean help
 
 all: build
 
@@ -30,6 +33,10 @@ demo: build
 ## docs: generate appctl's man pages and shell completions into dist/docs
 docs:
 	$(GO) run ./internal/docgen -out dist/docs
+
+## package: build .deb and .rpm packages for amd64 and arm64 into dist/ (APP=, VERSION=, ARCHS=, FORMATS=, SOURCE_DATE_EPOCH=)
+package:
+	APP=$(APP) ARCHS="$(ARCHS)" FORMATS="$(FORMATS)" ./packaging/build.sh
 
 ## test: lint, then every test (with the race detector)
 test: lint

@@ -23,6 +23,15 @@ const (
 	exitUsage   = 2
 )
 
+// defaultApp is the service operated unless --app or APPCTL_APP say
+// otherwise. Packages built for another service set it at link time
+// (-X github.com/unitkit/unitkit/internal/cli.defaultApp=shop); the command
+// is then called shopctl.
+var defaultApp = herd.DefaultApp
+
+// commandName is how the command calls itself: appctl for the default app.
+func commandName() string { return defaultApp + "ctl" }
+
 // defaultLimit is the largest instance count scale accepts unless told
 // otherwise: generous, but a typo (scale 500) is caught.
 const defaultLimit = 64
@@ -48,10 +57,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var usage *herd.UsageError
 	if errors.As(err, &usage) {
-		fmt.Fprintf(stderr, "appctl: %v\nTry 'appctl --help'.\n", err)
+		fmt.Fprintf(stderr, "%s: %v\nTry '%s --help'.\n", commandName(), err, commandName())
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "appctl: %v\n", err)
+	fmt.Fprintf(stderr, "%s: %v\n", commandName(), err)
 	if hint := hintFor(err); hint != "" {
 		fmt.Fprintln(stderr, hint)
 	}
@@ -63,7 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func NewRoot(stdout, stderr io.Writer, lookup env) *cobra.Command {
 	o := &options{stdout: stdout, stderr: stderr, env: lookup}
 	root := &cobra.Command{
-		Use:   "appctl",
+		Use:   commandName(),
 		Short: "Operate a herd of socket-activated instances under systemd",
 		Long: `appctl operates a service run by systemd as one listening socket (NAME.socket)
 shared by instances of a template unit (NAME@1.service … NAME@N.service).
@@ -91,7 +100,7 @@ changes nothing.`,
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.PersistentFlags().StringVar(&o.app, "app", "", "the service to operate (env APPCTL_APP, default \"app\")")
+	root.PersistentFlags().StringVar(&o.app, "app", "", "the service to operate (env APPCTL_APP, default \""+defaultApp+"\")")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
@@ -107,7 +116,7 @@ func (o *options) validateApp(cmd *cobra.Command, _ []string) error {
 		if v, ok := o.env("APPCTL_APP"); ok {
 			o.app = v
 		} else {
-			o.app = herd.DefaultApp
+			o.app = defaultApp
 		}
 	}
 	_, err := herd.NewApp(o.app)

@@ -1,0 +1,87 @@
+#!/bin/sh
+# build.sh — build the service's .deb and .rpm packages with nfpm.
+#
+# Variables (make package passes them through):
+#   APP      package, unit, command and config name (default app)
+#   VERSION  package version (default: derived from git)
+#   ARCHS    Go architectures to build for (default "amd64 arm64")
+#   FORMATS  nfpm packagers (default "deb rpm")
+#   WORKER   Go package of the worker binary (default ./cmd/app)
+#   DIST     output directory (default dist)
+#   SOURCE_DATE_EPOCH  timestamp of every file and date in the packages
+#                      (default: the last commit's time), for
+#                      byte-identical rebuilds
+set -eu
+cd "$(dirname "$0")/.."
+
+APP=${APP:-app}
+ARCHS=${ARCHS:-amd64 arm64}
+FORMATS=${FORMATS:-deb rpm}
+WORKER=${WORKER:-./cmd/app}
+DIST=${DIST:-dist}
+if [ -z "${VERSION:-}" ]; then
+	VERSION="0.0.0~git$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0).$(git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)"
+fi
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+
+die() { echo "build.sh: $*" >&2; exit 2; }
+# A Debian package name that is also a plain systemd unit-name prefix.
+echo "$APP" | grep -Eqx '[a-z0-9][a-z0-9-]{1,30}' ||
+	die "APP=$APP: want 2 to 31 lower-case letters, digits or dashes, starting with a letter or digit"
+echo "$VERSION" | grep -Eqx '[0-9][A-Za-z0-9.+~]*' ||
+	die "VERSION=$VERSION: want a version starting with a digit, e.g. 1.2.0"
+echo "$SOURCE_DATE_EPOCH" | grep -Eqx '[0-9]+' || die "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH: want seconds since 1970"
+for f in $FORMATS; do
+	case $f in deb | rpm) ;; *) die "FORMATS: unknown format $f (deb or rpm)" ;; esac
+done
+for a in $ARCHS; do
+	case $a in amd64 | arm64) ;; *) die "ARCHS: unsupported architecture $a (amd64 or arm64)" ;; esac
+done
+
+STAGE=$DIST/stage/$APP
+rm -rf "$STAGE"
+mkdir -p "$STAGE/unit" "$STAGE/deb" "$STAGE/rpm"
+
+# rename FILE OUT: the file with the service's name in place of "app" in
+# unit names, paths, the command (appctl) and the operator group.
+rename() {
+	sed -E "s/\bapp([.@-]|ctl\b|\b)/$APP\1/g" "$1" >"$2"
+}
+for u in unit/app*; do
+	rename "$u" "$STAGE/unit/$(basename "$u" | sed "s/^app/$APP/")"
+done
+rename packaging/default.env "$STAGE/default"
+rename packaging/polkit/50-app-operators.rules "$STAGE/polkit.rules"
+rename packaging/lintian-overrides "$STAGE/lintian-overrides"
+for s in deb/postinst deb/prerm deb/postrm rpm/post rpm/preun rpm/postun; do
+	rename "packaging/$s" "$STAGE/$s"
+	chmod 0755 "$STAGE/$s"
+done
+cp packaging/doc/copyright "$STAGE/copyright"
+date=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
+printf '%s (%s-1) unstable; urgency=medium\n\n  * unitkit %s.\n\n -- unitkit maintainers <maintainers@unitkit.invalid>  %s\n' \
+	"$APP" "$VERSION" "$VERSION" "$date" | gzip -9n >"$STAGE/changelog.gz"
+
+export SOURCE_DATE_EPOCH CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+go run -ldflags "-X github.com/unitkit/unitkit/internal/cli.defaultApp=$APP" ./internal/docgen -out "$STAGE/docs"
+mkdir -p "$STAGE/man1" "$STAGE/completions"
+for m in "$STAGE"/docs/man1/*.1; do
+	gzip -9n <"$m" >"$STAGE/man1/$(basename "$m").gz"
+done
+cp "$STAGE"/docs/completions/* "$STAGE/completions/"
+
+
+for arch in $ARCHS; do
+	BUILD=$DIST/build/$APP/$arch
+	mkdir -p "$BUILD"
+	GOARCH=$arch go build -trimpath -ldflags "-s -w -buildid= -X main.version=$VERSION" -o "$BUILD/$APP" "$WORKER"
+	GOARCH=$arch go build -trimpath -ldflags "-s -w -buildid= -X github.com/unitkit/unitkit/internal/cli.defaultApp=$APP" \
+		-o "$BUILD/${APP}ctl" ./cmd/appctl
+	# nfpm expands variables only in some fields: render them all here.
+	sed -e "s|\${APP}|$APP|g" -e "s|\${ARCH}|$arch|g" -e "s|\${VERSION}|$VERSION|g" \
+		-e "s|\${STAGE}|$STAGE|g" -e "s|\${BUILD}|$BUILD|g" nfpm.yaml >"$STAGE/nfpm-$arch.yaml"
+	for f in $FORMATS; do
+		go tool nfpm package --config "$STAGE/nfpm-$arch.yaml" --packager "$f" --target "$DIST/" >/dev/null
+	done
+done
+ls -l "$DIST"/*.deb "$DIST"/*.rpm 2>/dev/null | awk '{print $5, $9}'
