@@ -66,6 +66,7 @@
 //	[Service]
 //	Type=notify
 //	Sockets=app.socket
+//	NonBlocking=yes
 //	Environment=INSTANCE=%i
 //	ExecStart=/usr/bin/app
 //	ExecReload=/bin/kill -HUP $MAINPID
@@ -75,6 +76,10 @@
 //	Restart=always
 //	RestartSec=300ms
 //
+// NonBlocking=yes matters: all instances share the socket's O_NONBLOCK flag,
+// and without it systemd clears the flag whenever it starts an instance;
+// any other instance that calls accept() meanwhile blocks in the kernel
+// and, told to stop, hangs until the next connection arrives.
 // Type=notify makes systemd wait for READY=1. Sockets= hands every instance
 // the one listening socket. INSTANCE names the instance in logs and
 // headers. WatchdogSec= enables the health-gated watchdog. TimeoutStopSec=

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"syscall"
 
 	sdactivation "github.com/coreos/go-systemd/v22/activation"
 )
@@ -29,7 +30,10 @@ const DefaultAddr = ":8080"
 // from systemd.
 //
 // The passed descriptors can be taken once: Listeners clears the LISTEN_*
-// variables so that child processes do not see them.
+// variables so that child processes do not see them. It puts them in
+// non-blocking mode, which every process sharing a socket must agree on;
+// the service unit should say NonBlocking=yes so that systemd does not clear
+// the flag whenever it starts another instance.
 func Listeners(ctx context.Context, name, addr string) ([]net.Listener, bool, error) {
 	le, err := parseListenEnv(osEnv, os.Getpid())
 	if err != nil {
@@ -41,6 +45,12 @@ func Listeners(ctx context.Context, name, addr string) ([]net.Listener, bool, er
 			return nil, false, err
 		}
 		return []net.Listener{ln}, false, nil
+	}
+	// Before os.NewFile sees them: a descriptor it finds blocking is one
+	// it later flips back to blocking (in net.FileListener), and the flag
+	// is shared with every other instance holding the socket.
+	for fd := 3; fd < 3+le.fds; fd++ {
+		_ = syscall.SetNonblock(fd, true)
 	}
 	files := sdactivation.Files(true)
 	lns, err := pickListeners(files, name)

@@ -65,6 +65,7 @@ printf '%s (%s-1) unstable; urgency=medium\n\n  * unitkit %s.\n\n -- unitkit mai
 export SOURCE_DATE_EPOCH CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 go run -ldflags "-X github.com/unitkit/unitkit/internal/cli.defaultApp=$APP" ./internal/docgen -out "$STAGE/docs"
 mkdir -p "$STAGE/man1" "$STAGE/completions"
+rename packaging/doc/app.1 "$STAGE/docs/man1/$APP.1"
 for m in "$STAGE"/docs/man1/*.1; do
 	gzip -9n <"$m" >"$STAGE/man1/$(basename "$m").gz"
 done

@@ -60,7 +60,7 @@ type dropIn struct{ unit, name, content string }
 // units under /usr/lib/systemd/system, the binary as /usr/bin/app.
 func newHerd(t *testing.T, dropIns ...dropIn) *herd {
 	t.Helper()
-	s := sandbox.New(t)
+	s := newSandbox(t)
 	h := &herd{t: t, s: s}
 	h.must(s.CopyFile(appBinary, "/usr/bin/app", 0o755))
 	h.must(s.CopyFile(appctlBinary, "/usr/bin/appctl", 0o755))
@@ -78,6 +78,9 @@ func newHerd(t *testing.T, dropIns ...dropIn) *herd {
 	h.systemctl("start", "app.socket")
 	return h
 }
+
+// newSandbox boots a sandbox for t.
+func newSandbox(t *testing.T) *sandbox.Sandbox { return sandbox.New(t) }
 
 func (h *herd) must(err error) {
 	h.t.Helper()

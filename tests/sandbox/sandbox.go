@@ -429,3 +429,46 @@ func (w *capWriter) String() string {
 	defer w.mu.Unlock()
 	return string(w.b)
 }
+
+// Changed lists the files (not directories) the sandbox has created,
+// modified or deleted relative to the host's root, as absolute paths
+// inside the sandbox; deleted ones end in " (deleted)". Files rewritten
+// with the host's content are left out.
+func (s *Sandbox) Changed() ([]string, error) {
+	upper := filepath.Join(s.state, "upper")
+	var out []string
+	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel := "/" + strings.TrimPrefix(p, upper+"/")
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode()&fs.ModeCharDevice != 0 { // an overlay whiteout
+			out = append(out, rel+" (deleted)")
+			return nil
+		}
+		if sameAsHost(p, rel) {
+			return nil
+		}
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: list changes: %w", s.name, err)
+	}
+	return out, nil
+}
+
+// sameAsHost reports whether the regular file at upper has the content of
+// the host's file at rel.
+func sameAsHost(upper, rel string) bool {
+	a, err := os.ReadFile(upper)
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile(rel)
+	return err == nil && string(a) == string(b)
+}
