@@ -80,7 +80,9 @@ func (h *herd) aptInstall(deb string, extra ...string) (string, int) {
 	h.must(h.s.CopyFile(deb, inside, 0o644))
 	args := append([]string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends"}, extra...)
 	start := time.Now()
-	defer func() { h.t.Logf("apt-get install %s: %s", filepath.Base(deb), time.Since(start).Round(time.Millisecond)) }()
+	defer func() {
+		h.t.Logf("apt-get install %s: %s", filepath.Base(deb), time.Since(start).Round(time.Millisecond))
+	}()
 	return h.run(append(args, inside)...)
 }
 
