@@ -82,7 +82,7 @@ for arch in $ARCHS; do
 	sed -e "s|\${APP}|$APP|g" -e "s|\${ARCH}|$arch|g" -e "s|\${VERSION}|$VERSION|g" \
 		-e "s|\${STAGE}|$STAGE|g" -e "s|\${BUILD}|$BUILD|g" nfpm.yaml >"$STAGE/nfpm-$arch.yaml"
 	for f in $FORMATS; do
-		go tool nfpm package --config "$STAGE/nfpm-$arch.yaml" --packager "$f" --target "$DIST/" >/dev/null
+		go tool nfpm package --config "$STAGE/nfpm-$arch.yaml" --packager "$f" --target "$DIST/" | grep -v '^using ' || true
 	done
 done
 ls -l "$DIST"/*.deb "$DIST"/*.rpm 2>/dev/null | awk '{print $5, $9}'

@@ -4,8 +4,9 @@
 //	go run ./internal/docgen -out dist/docs
 //
 // creates man1/appctl.1 (and a page per command) and completions/appctl.bash,
-// completions/_appctl (zsh) and completions/appctl.fish. make docs runs it;
-// the packages ship its output.
+// completions/_appctl (zsh) and completions/appctl.fish; built for another
+// service (-ldflags -X ...cli.defaultApp=shop) the command and files are
+// called shopctl. make docs runs it; the packages ship its output.
 package main
 
 import (
@@ -50,13 +51,14 @@ func generate(dir string) error {
 	if err := doc.GenManTree(root, header, man); err != nil {
 		return fmt.Errorf("man pages: %w", err)
 	}
-	for name, gen := range map[string]func(*cobra.Command, string) error{
-		"appctl.bash": func(c *cobra.Command, f string) error { return c.GenBashCompletionFileV2(f, true) },
-		"_appctl":     func(c *cobra.Command, f string) error { return c.GenZshCompletionFile(f) },
-		"appctl.fish": func(c *cobra.Command, f string) error { return c.GenFishCompletionFile(f, true) },
+	name := root.Name()
+	for file, gen := range map[string]func(*cobra.Command, string) error{
+		name + ".bash": func(c *cobra.Command, f string) error { return c.GenBashCompletionFileV2(f, true) },
+		"_" + name:     func(c *cobra.Command, f string) error { return c.GenZshCompletionFile(f) },
+		name + ".fish": func(c *cobra.Command, f string) error { return c.GenFishCompletionFile(f, true) },
 	} {
-		if err := gen(root, filepath.Join(comp, name)); err != nil {
-			return fmt.Errorf("completion %s: %w", name, err)
+		if err := gen(root, filepath.Join(comp, file)); err != nil {
+			return fmt.Errorf("completion %s: %w", file, err)
 		}
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 // would need a right that covers every unit on the machine.
 func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
 	if _, err := h.start(ctx, h.app.Persist(n)); err != nil {
-		return fmt.Errorf("record %d instances for boot: %w", n, err)
+		return fmt.Errorf("record %d instances for boot (see journalctl -u %s): %w", n, h.app.Persist(n), err)
 	}
 	switch n {
 	case 0:

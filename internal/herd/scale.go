@@ -12,8 +12,8 @@ import (
 
 // Scale makes exactly instances 1 … n run and start at boot. New instances
 // start concurrently and count once systemd reports them ready; if one
-// fails, every instance this call started is stopped again and nothing else
-// changes. Then the count is recorded (see Persist), and the instances
+// fails, or the count cannot be recorded, every instance this call started
+// is stopped again and nothing else changes. Then the count is recorded (see Persist), and the instances
 // above n, or not numbered, are stopped one at a time, highest first, each
 // draining its requests. With n = 0 the socket keeps listening, and its
 // next connection starts instance 1.
@@ -36,6 +36,7 @@ func (h *Herd) Scale(ctx context.Context, n int, out io.Writer) error {
 		return err
 	}
 	if err := h.persist(ctx, n, out); err != nil {
+		h.rollback(ctx, missing, out)
 		return err
 	}
 	extra := extras(snap.Instances, n)
