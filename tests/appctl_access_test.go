@@ -14,10 +14,10 @@ import (
 // outside the group is refused with a clear message and changes nothing;
 // the operator cannot stop a unit that is not the service's.
 func TestAppctlPolkit(t *testing.T) {
+	h := newHerd(t)
 	if _, err := os.Stat("/usr/lib/polkit-1/polkitd"); err != nil {
 		t.Fatal("polkitd is not installed (apt-get install polkitd); .ci/run installs it")
 	}
-	h := newHerd(t)
 	h.must(h.s.CopyFile(filepath.Join("..", "packaging", "polkit", "50-app-operators.rules"),
 		"/etc/polkit-1/rules.d/50-app-operators.rules", 0o644))
 	h.s.MustRun(t, "groupadd", "--system", "app-operators")
