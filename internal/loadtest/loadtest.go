@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,8 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Timeout bounds each request; 0 means 30 seconds.
 	Timeout time.Duration
+	// Record keeps every successful request's latency for percentiles.
+	Record bool
 }
 
 // Load is a running set of clients.
@@ -45,6 +48,7 @@ type Load struct {
 	errs       []string
 	byInstance map[string]int64
 	maxLatency time.Duration
+	latencies  []time.Duration // of successful requests, when Config.Record
 }
 
 // Result sums up the requests sent so far.
@@ -54,6 +58,17 @@ type Result struct {
 	Errors     []string         // the first few failures
 	ByInstance map[string]int64 // successful answers per X-Instance header
 	MaxLatency time.Duration    // slowest successful request
+	Latencies  []time.Duration  // sorted, when Config.Record
+}
+
+// Percentile returns the latency below which the fraction q (0 to 1) of
+// the recorded requests fell, or 0 without recorded latencies.
+func (r Result) Percentile(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(r.Latencies)-1))
+	return r.Latencies[min(max(i, 0), len(r.Latencies)-1)]
 }
 
 // New returns a Load with no clients yet.
@@ -92,8 +107,10 @@ func (l *Load) client() *http.Client {
 	return &http.Client{Timeout: l.cfg.Timeout, Transport: tr}
 }
 
-func (l *Load) one(c *http.Client, path string) {
-	start := time.Now()
+func (l *Load) one(c *http.Client, path string) { l.oneAt(c, path, time.Now()) }
+
+// oneAt sends one request and counts its latency from start.
+func (l *Load) oneAt(c *http.Client, path string, start time.Time) {
 	resp, err := c.Post(l.cfg.URL+path, "text/plain", http.NoBody)
 	instance := ""
 	if err == nil {
@@ -117,6 +134,44 @@ func (l *Load) one(c *http.Client, path string) {
 	}
 	l.byInstance[instance]++
 	l.maxLatency = max(l.maxLatency, took)
+	if l.cfg.Record {
+		l.latencies = append(l.latencies, took)
+	}
+}
+
+// RunRate sends requests to path at a constant rate (requests per second)
+// from up to workers concurrent clients until Stop. A request's latency is
+// counted from when it was due, so a server that falls behind shows it
+// (no coordinated omission); requests that find no free client wait.
+func (l *Load) RunRate(rate float64, workers int, path string) {
+	due := make(chan time.Time, workers)
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := l.client()
+			defer c.CloseIdleConnections()
+			for t := range due {
+				l.oneAt(c, path, t)
+			}
+		}()
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(due)
+		interval := time.Duration(float64(time.Second) / rate)
+		next := time.Now()
+		for {
+			select {
+			case <-l.stopc:
+				return
+			case <-time.After(time.Until(next)):
+			}
+			due <- next
+			next = next.Add(interval)
+		}
+	}()
 }
 
 // Snapshot returns the figures so far without stopping.
@@ -127,9 +182,11 @@ func (l *Load) Snapshot() Result {
 	for k, v := range l.byInstance {
 		by[k] = v
 	}
+	lat := slices.Clone(l.latencies)
+	slices.Sort(lat)
 	return Result{
 		Total: l.total.Load(), Failed: l.failed.Load(),
-		Errors: append([]string(nil), l.errs...), ByInstance: by, MaxLatency: l.maxLatency,
+		Errors: append([]string(nil), l.errs...), ByInstance: by, MaxLatency: l.maxLatency, Latencies: lat,
 	}
 }
 
