@@ -10,7 +10,7 @@ BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run demo docs package test test-short lint fuzz clean help
+.PHONY: all build run demo docs package bench test test-short lint fuzz clean help
 
 all: build
 
@@ -37,6 +37,10 @@ docs:
 ## package: build .deb and .rpm packages for amd64 and arm64 into dist/ (APP=, VERSION=, ARCHS=, FORMATS=, SOURCE_DATE_EPOCH=)
 package:
 	APP=$(APP) ARCHS="$(ARCHS)" FORMATS="$(FORMATS)" ./packaging/build.sh
+
+## bench: measure unitkit in a systemd sandbox next to one plain process (root); prints a table, writes bench/results/<date>.json
+bench: build
+	$(GO) run ./tests/bench -bin bin -units unit -out bench/results
 
 ## test: lint, then every test (with the race detector)
 test: lint

@@ -17,9 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
+	"github.com/unitkit/unitkit/tests/install"
 	"github.com/unitkit/unitkit/tests/sandbox"
 )
 
@@ -54,7 +54,7 @@ func run(bin, units string) (int, error) {
 		return 0, err
 	}
 	defer s.Close()
-	if err := install(s, bin, units); err != nil {
+	if err := install.Herd(context.Background(), s, bin, units); err != nil {
 		return 0, err
 	}
 	fmt.Fprint(os.Stderr, banner)
@@ -71,34 +71,6 @@ func run(bin, units string) (int, error) {
 		return exit.ExitCode(), nil
 	}
 	return 0, err
-}
-
-// install copies the commands and units in, and starts the socket.
-func install(s *sandbox.Sandbox, bin, units string) error {
-	cmds, err := filepath.Glob(filepath.Join(bin, "*"))
-	if err != nil || len(cmds) == 0 {
-		return fmt.Errorf("no commands in %s: run make build first", bin)
-	}
-	for _, c := range cmds {
-		if err := s.CopyFile(c, "/usr/bin/"+filepath.Base(c), 0o755); err != nil {
-			return err
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(units, "app*"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no unit files in %s", units)
-	}
-	for _, f := range files {
-		if err := s.CopyFile(f, "/usr/lib/systemd/system/"+filepath.Base(f), 0o644); err != nil {
-			return err
-		}
-	}
-	ctx := context.Background()
-	if _, err := s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
-		return err
-	}
-	_, err = s.Run(ctx, "systemctl", "enable", "--now", "app.socket", "app.target")
-	return err
 }
 
 const banner = `

@@ -1,0 +1,40 @@
+// Package install puts unitkit's binaries and units into a sandbox the way
+// the package does, for the demo and the benchmarks.
+package install
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/unitkit/unitkit/tests/sandbox"
+)
+
+// Herd copies every command in bin to /usr/bin and every unit in units to
+// /usr/lib/systemd/system, reloads systemd and enables and starts the
+// socket.
+func Herd(ctx context.Context, s *sandbox.Sandbox, bin, units string) error {
+	cmds, err := filepath.Glob(filepath.Join(bin, "*"))
+	if err != nil || len(cmds) == 0 {
+		return fmt.Errorf("no commands in %s: run make build first", bin)
+	}
+	for _, c := range cmds {
+		if err := s.CopyFile(c, "/usr/bin/"+filepath.Base(c), 0o755); err != nil {
+			return err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(units, "app*"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no unit files in %s", units)
+	}
+	for _, f := range files {
+		if err := s.CopyFile(f, "/usr/lib/systemd/system/"+filepath.Base(f), 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return err
+	}
+	_, err = s.Run(ctx, "systemctl", "enable", "--now", "app.socket", "app.target")
+	return err
+}
