@@ -32,6 +32,7 @@ type options struct {
 	bin      string
 	units    string
 	out      string
+	pm2      bool
 }
 
 func main() {
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin", "directory with the built commands")
 	flag.StringVar(&o.units, "units", "unit", "directory with the unit files")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the JSON results")
+	flag.BoolVar(&o.pm2, "pm2", true, "also measure PM2 "+pm2Version+" (installed from npm into the user cache directory)")
 	flag.Parse()
 	if flag.NArg() > 0 || o.runs < 1 || o.duration < 100*time.Millisecond || o.clients < 1 {
 		fmt.Fprintln(os.Stderr, "bench: usage: bench [-runs N>=1] [-duration D>=100ms] [-clients N>=1] [-bin DIR] [-units DIR] [-out DIR]")
@@ -58,6 +60,16 @@ func run(o options) error {
 		return fmt.Errorf("%w (try: sudo make bench)", err)
 	}
 	ctx := context.Background()
+	pm2Bin := ""
+	if o.pm2 {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		if pm2Bin, err = installPM2(filepath.Join(cache, "unitkit-bench", "pm2")); err != nil {
+			return err
+		}
+	}
 	s, err := sandbox.Boot(ctx, "unitkit-bench")
 	if err != nil {
 		return err
@@ -66,7 +78,7 @@ func run(o options) error {
 	if err := install.Herd(ctx, s, o.bin, o.units); err != nil {
 		return err
 	}
-	b := &bench{s: s, o: o}
+	b := &bench{s: s, o: o, pm2Bin: pm2Bin}
 	if err := b.all(ctx); err != nil {
 		return err
 	}

@@ -15,9 +15,10 @@ import (
 
 // bench holds the sandbox and the rows measured so far.
 type bench struct {
-	s    *sandbox.Sandbox
-	o    options
-	rows []row
+	s      *sandbox.Sandbox
+	o      options
+	pm2Bin string // pm2 command, "" to skip the PM2 reference
+	rows   []row
 }
 
 const (
@@ -31,7 +32,7 @@ func (b *bench) all(ctx context.Context) error {
 		return err
 	}
 	for _, step := range []func(context.Context) error{
-		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status,
+		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status, b.pm2Rows,
 	} {
 		if err := step(ctx); err != nil {
 			return err
@@ -81,7 +82,8 @@ func skew(r loadtest.Result, instances int) float64 {
 }
 
 // throughput compares N instances with the plain process, and records
-// latency and balance from the same runs.
+// latency and balance from the same runs; then the same with every
+// instance pinned to one CPU (placement).
 func (b *bench) throughput(ctx context.Context) error {
 	for _, keepAlive := range []bool{false, true} {
 		var plain, plainP99 []float64
@@ -90,34 +92,84 @@ func (b *bench) throughput(ctx context.Context) error {
 			plain = append(plain, float64(r.Total-r.Failed)/b.o.duration.Seconds())
 			plainP99 = append(plainP99, ms(r.Percentile(0.99)))
 		}
-		pr := newRow("", "", plain, "", "", nil)
-		for _, n := range []int{2, 4} {
-			if _, _, err := b.appctl(ctx, "scale", strconv.Itoa(n)); err != nil {
-				return err
+		ref := fmt.Sprintf("plain process %s, p99 %s", format(median(plain), "rps"), format(median(plainP99), "ms"))
+		for _, pinned := range []bool{false, true} {
+			for _, n := range []int{2, 4} {
+				if err := b.place(ctx, n, pinned); err != nil {
+					return err
+				}
+				b.herdRows(keepAlive, pinned, n, plain, ref)
 			}
-			var ratio, rps, p50, p99, skews []float64
-			for k := range b.o.runs {
-				r := b.load(herdURL, "/", keepAlive)
-				got := float64(r.Total-r.Failed) / b.o.duration.Seconds()
-				rps, ratio = append(rps, got), append(ratio, got/plain[k])
-				p50, p99 = append(p50, ms(r.Percentile(0.5))), append(p99, ms(r.Percentile(0.99)))
-				skews = append(skews, skew(r, n))
-			}
-			tag := fmt.Sprintf("%d instances, %s", n, mode(keepAlive))
-			b.add(newRow("throughput ratio to one plain process, "+tag, "ratio", ratio,
-				fmt.Sprintf("plain process %s", format(pr.Median, "rps")), "≥ 0.95", func(v float64) bool { return v >= 0.95 }))
-			b.add(newRow("requests per second, "+tag, "rps", rps, "", "", nil))
-			b.add(newRow("p50 latency, "+tag, "ms", p50, "", "", nil))
-			b.add(newRow("p99 latency, "+tag, "ms", p99, fmt.Sprintf("plain process %s", format(newRow("", "", plainP99, "", "", nil).Median, "ms")), "", nil))
-			target, goal := "", (func(float64) bool)(nil)
-			if !keepAlive {
-				target, goal = "≤ 1.3", func(v float64) bool { return v > 0 && v <= 1.3 }
-			}
-			b.add(newRow("balance (busiest/idlest instance; 0: one got nothing), "+tag, "ratio", skews, "", target, goal))
+		}
+		if err := b.place(ctx, 4, false); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// herdRows measures N running instances against the plain process's runs.
+func (b *bench) herdRows(keepAlive, pinned bool, n int, plain []float64, ref string) {
+	var ratio, p50, p99, skews []float64
+	for k := range b.o.runs {
+		r := b.load(herdURL, "/", keepAlive)
+		got := float64(r.Total-r.Failed) / b.o.duration.Seconds()
+		ratio = append(ratio, got/plain[k])
+		p50, p99 = append(p50, ms(r.Percentile(0.5))), append(p99, ms(r.Percentile(0.99)))
+		skews = append(skews, skew(r, n))
+	}
+	tag := fmt.Sprintf("%d instances, %s", n, mode(keepAlive))
+	if pinned {
+		tag += ", each pinned to one CPU"
+	}
+	b.add(newRow("throughput ratio to one plain process, "+tag, "ratio", ratio, ref, "≥ 0.95", func(v float64) bool { return v >= 0.95 }))
+	b.add(newRow("p50 latency, "+tag, "ms", p50, "", "", nil))
+	b.add(newRow("p99 latency, "+tag, "ms", p99, "", "", nil))
+	target, goal := "", (func(float64) bool)(nil)
+	if !keepAlive {
+		target, goal = "≤ 1.3", func(v float64) bool { return v > 0 && v <= 1.3 }
+	}
+	b.add(newRow("balance (busiest/idlest instance; 0: one got nothing), "+tag, "ratio", skews, "", target, goal))
+}
+
+// place scales to n instances, each pinned to CPU (i-1) mod CPUs through a
+// drop-in when pinned, or free to run anywhere.
+func (b *bench) place(ctx context.Context, n int, pinned bool) error {
+	if _, err := b.s.Run(ctx, "sh", "-c", "rm -rf /etc/systemd/system/app@*.service.d"); err != nil {
+		return err
+	}
+	cpus, err := b.cpus(ctx)
+	if err != nil {
+		return err
+	}
+	for i := 1; pinned && i <= 32; i++ {
+		conf := fmt.Sprintf("[Service]\nCPUAffinity=%d\n", (i-1)%cpus)
+		if err := b.s.WriteFile(fmt.Sprintf("/etc/systemd/system/app@%d.service.d/cpu.conf", i), []byte(conf), 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := b.s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return err
+	}
+	if _, out, err := b.appctl(ctx, "scale", strconv.Itoa(n)); err != nil {
+		return fmt.Errorf("scale %d: %w\n%s", n, err, out)
+	}
+	_, out, err := b.appctl(ctx, "restart")
+	if err != nil {
+		return fmt.Errorf("restart: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (b *bench) cpus(ctx context.Context) (int, error) {
+	out, err := b.s.Run(ctx, "nproc")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(out))
+}
+
+func median(v []float64) float64 { return newRow("", "", v, "", "", nil).Median }
 
 // cpuBound measures balance and p99 under CPU-bound requests.
 func (b *bench) cpuBound(ctx context.Context) error {
