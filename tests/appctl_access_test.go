@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +112,7 @@ func TestAppctlWithoutSystemd(t *testing.T) {
 	cmd := exec.Command("unshare", "--mount", "sh", "-c", `mount -t tmpfs none /run && exec "$0" status`, appctlBinary)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errorsAs(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "systemd is unreachable") {
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "systemd is unreachable") {
 		t.Fatalf("appctl status without systemd: %v\n%s", err, out)
 	}
 }

@@ -230,5 +230,3 @@ func (w *lockedWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/unitkit/unitkit/internal/herd"
 )
 
 func (o *options) reloadCmd() *cobra.Command {
@@ -23,12 +25,7 @@ the instances not reached yet keep serving what they ran before.`,
 			if timeout <= 0 {
 				return usageError(errTimeout(timeout))
 			}
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return h.Reload(cmd.Context(), timeout, o.stdout)
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Reload(cmd.Context(), timeout, o.stdout) })
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "how long each instance may take to become ready")
@@ -44,12 +41,7 @@ all at the same time, and waits until each is ready again. Connections wait in
 the socket's queue meanwhile; use reload to restart without that pause.`,
 		Example: "  appctl restart\n  appctl restart 2 3",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return h.Restart(cmd.Context(), args, o.stdout)
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Restart(cmd.Context(), args, o.stdout) })
 		},
 	}
 }
@@ -60,12 +52,7 @@ func (o *options) startCmd() *cobra.Command {
 		Short: "Start the socket and the instances that start at boot",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return h.Start(cmd.Context(), o.stdout)
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Start(cmd.Context(), o.stdout) })
 		},
 	}
 }
@@ -79,12 +66,7 @@ then the socket closes and new connections are refused. What starts at boot
 is unchanged; appctl start brings the service back.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return h.Stop(cmd.Context(), o.stdout)
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Stop(cmd.Context(), o.stdout) })
 		},
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/unitkit/unitkit/internal/herd"
 )
 
 // persistCmd is run as root by NAME-persist@N.service (see herd.Persist);
@@ -24,12 +26,7 @@ func (o *options) persistCmd() *cobra.Command {
 			if err != nil || n < 0 || n > limit || strconv.Itoa(n) != args[0] {
 				return usageError(fmt.Errorf("invalid count %q: want a whole number from 0 to %d", args[0], limit))
 			}
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return h.Persist(cmd.Context(), n)
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n) })
 		},
 	}
 }

@@ -132,6 +132,17 @@ func (o *options) connect(ctx context.Context) (*herd.Herd, error) {
 	return herd.Connect(ctx, app)
 }
 
+// withHerd connects to systemd for the chosen service, runs fn, and
+// disconnects.
+func (o *options) withHerd(cmd *cobra.Command, fn func(*herd.Herd) error) error {
+	h, err := o.connect(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h)
+}
+
 // limit reads $APPCTL_MAX_INSTANCES, the default for scale --limit.
 func (o *options) limit() (int, error) {
 	v, ok := o.env("APPCTL_MAX_INSTANCES")

@@ -5,6 +5,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/unitkit/unitkit/internal/herd"
 )
 
 func (o *options) scaleCmd() *cobra.Command {
@@ -34,20 +36,17 @@ the socket keeps listening and its next connection starts NAME@1.`,
 			} else if limit < 1 {
 				return usageError(fmt.Errorf("--limit %d: want at least 1", limit))
 			}
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			current, err := h.Count(cmd.Context())
-			if err != nil {
-				return err
-			}
-			n, err := c.resolve(current, runtime.NumCPU(), limit)
-			if err != nil {
-				return usageError(err)
-			}
-			return h.Scale(cmd.Context(), n, o.stdout)
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				current, err := h.Count(cmd.Context())
+				if err != nil {
+					return err
+				}
+				n, err := c.resolve(current, runtime.NumCPU(), limit)
+				if err != nil {
+					return usageError(err)
+				}
+				return h.Scale(cmd.Context(), n, o.stdout)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", defaultLimit, "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")

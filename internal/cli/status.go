@@ -46,19 +46,16 @@ fields stay compatible (new ones may be added):
                        rss_bytes: totals over the instances`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			snap, err := h.Snapshot(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(o.stdout, snap, nil)
-			}
-			return writeTable(o.stdout, snap, nil)
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				snap, err := h.Snapshot(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(o.stdout, snap, nil)
+				}
+				return writeTable(o.stdout, snap, nil)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")

@@ -32,12 +32,9 @@ or Ctrl-C; otherwise it prints a table per refresh.`,
 			if iterations < 0 {
 				return usageError(fmt.Errorf("--iterations %d: want 0 (until quit) or more", iterations))
 			}
-			h, err := o.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return o.top(cmd.Context(), h, interval, iterations)
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				return o.top(cmd.Context(), h, interval, iterations)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes")

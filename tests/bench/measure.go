@@ -194,27 +194,43 @@ func (b *bench) reload(ctx context.Context) error {
 	if _, _, err := b.appctl(ctx, "scale", "4"); err != nil {
 		return err
 	}
-	var failed, p99, worst []float64
-	for range b.o.runs {
-		l := loadtest.New(loadtest.Config{URL: herdURL, Dial: b.s.DialContext, Record: true})
-		k := loadtest.New(loadtest.Config{URL: herdURL, Dial: b.s.DialContext, Record: true, KeepAlive: true})
-		l.Run(b.o.clients/2, "/")
-		k.Run(b.o.clients/2, "/")
-		time.Sleep(200 * time.Millisecond)
+	failed, p99, worst, err := b.underReload(herdURL, func() error {
 		_, out, err := b.appctl(ctx, "reload")
 		if err != nil {
 			return fmt.Errorf("reload: %w\n%s", err, out)
 		}
-		time.Sleep(200 * time.Millisecond)
-		rl, rk := l.Stop(), k.Stop()
-		failed = append(failed, float64(rl.Failed+rk.Failed))
-		p99 = append(p99, ms(max(rl.Percentile(0.99), rk.Percentile(0.99))))
-		worst = append(worst, ms(max(rl.MaxLatency, rk.MaxLatency)))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	b.add(newRow("failed requests during appctl reload of 4 instances", "count", failed, "", "0", func(v float64) bool { return v == 0 }))
 	b.add(newRow("p99 latency during appctl reload", "ms", p99, "", "", nil))
 	b.add(newRow("max latency during appctl reload", "ms", worst, "", "", nil))
 	return nil
+}
+
+// underReload runs reload o.runs times under 16 fresh and 16 keep-alive
+// clients and returns, per run, the failed requests and the p99 and
+// maximum latency in milliseconds.
+func (b *bench) underReload(url string, reload func() error) (failed, p99, worst []float64, err error) {
+	for range b.o.runs {
+		l := loadtest.New(loadtest.Config{URL: url, Dial: b.s.DialContext, Record: true})
+		k := loadtest.New(loadtest.Config{URL: url, Dial: b.s.DialContext, Record: true, KeepAlive: true})
+		l.Run(b.o.clients/2, "/")
+		k.Run(b.o.clients/2, "/")
+		time.Sleep(200 * time.Millisecond)
+		err := reload()
+		time.Sleep(200 * time.Millisecond)
+		rl, rk := l.Stop(), k.Stop()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		failed = append(failed, float64(rl.Failed+rk.Failed))
+		p99 = append(p99, ms(max(rl.Percentile(0.99), rk.Percentile(0.99))))
+		worst = append(worst, ms(max(rl.MaxLatency, rk.MaxLatency)))
+	}
+	return failed, p99, worst, nil
 }
 
 // scale times appctl scale from 1 to N until every instance is ready.

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"github.com/unitkit/unitkit/internal/loadtest"
 )
 
 // pm2Version is the PM2 the reference runs, installed from npm into a
@@ -72,21 +70,14 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 
 // pm2Reload measures pm2 reload under the same load as appctl reload.
 func (b *bench) pm2Reload(ctx context.Context) error {
-	var failed, p99, worst []float64
-	for range b.o.runs {
-		l := loadtest.New(loadtest.Config{URL: pm2URL, Dial: b.s.DialContext, Record: true})
-		k := loadtest.New(loadtest.Config{URL: pm2URL, Dial: b.s.DialContext, Record: true, KeepAlive: true})
-		l.Run(b.o.clients/2, "/")
-		k.Run(b.o.clients/2, "/")
-		time.Sleep(200 * time.Millisecond)
+	failed, p99, worst, err := b.underReload(pm2URL, func() error {
 		if _, out, err := b.pm2(ctx, "reload", "node"); err != nil {
 			return fmt.Errorf("pm2 reload: %w\n%s", err, out)
 		}
-		time.Sleep(200 * time.Millisecond)
-		rl, rk := l.Stop(), k.Stop()
-		failed = append(failed, float64(rl.Failed+rk.Failed))
-		p99 = append(p99, ms(max(rl.Percentile(0.99), rk.Percentile(0.99))))
-		worst = append(worst, ms(max(rl.MaxLatency, rk.MaxLatency)))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	b.add(newRow("PM2 failed requests during pm2 reload of 2 workers", "count", failed, "", "", nil))
 	b.add(newRow("PM2 p99 latency during pm2 reload", "ms", p99, "", "", nil))
