@@ -70,6 +70,7 @@ func TestAppctlScale(t *testing.T) {
 		if got := h.enabled(); !slices.Equal(got, upTo(tc.want)) {
 			t.Fatalf("after scale %s enabled %v, want 1..%d", tc.arg, got, tc.want)
 		}
+		h.checkPlacement(tc.want)
 	}
 	if st := h.show("app.socket", "ActiveState")["ActiveState"]; st != "active" {
 		t.Fatalf("app.socket %s", st)
@@ -86,6 +87,35 @@ func TestAppctlScale(t *testing.T) {
 	h.systemctl("start", "app.target")
 	if got := h.running(); !slices.Equal(got, upTo(3)) {
 		t.Fatalf("after reboot running %v, want 1..3", got)
+	}
+}
+
+// checkPlacement checks that the n running instances each run on their
+// share of the CPUs, and that all of them together use every CPU.
+func (h *herd) checkPlacement(n int) {
+	h.t.Helper()
+	cpus := h.cpus()
+	used := map[string]bool{}
+	for i := 1; i <= n; i++ {
+		pid := h.show(fmt.Sprintf("app@%d.service", i), "MainPID")["MainPID"]
+		out := h.s.MustRun(h.t, "sh", "-c", "grep -h Cpus_allowed_list /proc/"+pid+"/task/*/status | sort -u")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 1 {
+			h.t.Errorf("app@%d's threads run on different CPUs: %q", i, lines)
+			continue
+		}
+		list := strings.TrimSpace(strings.TrimPrefix(lines[0], "Cpus_allowed_list:"))
+		want := strconv.Itoa((i - 1) % cpus)
+		if n < cpus {
+			want = "" // a share of several CPUs; only checked through coverage below
+		}
+		if want != "" && list != want {
+			h.t.Errorf("%d instances: app@%d runs on CPUs %s, want %s", n, i, list, want)
+		}
+		used[list] = true
+	}
+	if n == 1 && cpus > 1 && !used[fmt.Sprintf("0-%d", cpus-1)] {
+		h.t.Errorf("a single instance does not run on every CPU: %v", used)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 func (o *options) persistCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "persist N",
-		Short:  "Make instances 1 to N, and no other, start at boot (run by NAME-persist@N.service)",
+		Short:  "Make instances 1 to N, and no other, start at boot, each on its share of the CPUs (run by NAME-persist@N.service)",
 		Hidden: true,
 		Args:   exactArgs(1, "give the number of instances"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -26,7 +26,15 @@ func (o *options) persistCmd() *cobra.Command {
 			if err != nil || n < 0 || n > limit || strconv.Itoa(n) != args[0] {
 				return usageError(fmt.Errorf("invalid count %q: want a whole number from 0 to %d", args[0], limit))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n) })
+			mode, _ := o.env("APPCTL_PLACEMENT")
+			switch mode {
+			case "":
+				mode = herd.PlaceCPUs
+			case herd.PlaceCPUs, herd.PlaceNone:
+			default:
+				return usageError(fmt.Errorf("APPCTL_PLACEMENT=%q: want cpus or none", mode))
+			}
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n, mode) })
 		},
 	}
 }

@@ -78,3 +78,22 @@ func FuzzResolveInstance(f *testing.F) {
 		}
 	})
 }
+
+func TestPlacement(t *testing.T) {
+	two, four := []int{0, 1}, []int{0, 1, 2, 3}
+	for _, tc := range []struct {
+		i, n int
+		cpus []int
+		want string
+	}{
+		{1, 1, two, "0 1"}, {1, 2, two, "0"}, {2, 2, two, "1"},
+		{1, 4, two, "0"}, {2, 4, two, "1"}, {3, 4, two, "0"}, {4, 4, two, "1"},
+		{1, 3, four, "0 1"}, {2, 3, four, "2"}, {3, 3, four, "3"},
+		{1, 2, four, "0 1"}, {2, 2, four, "2 3"},
+		{0, 2, two, ""}, {1, 0, two, ""},
+	} {
+		if got := cpuString(placement(tc.i, tc.n, tc.cpus)); got != tc.want {
+			t.Errorf("placement(%d, %d, %v) = %q, want %q", tc.i, tc.n, tc.cpus, got, tc.want)
+		}
+	}
+}

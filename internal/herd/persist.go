@@ -28,9 +28,14 @@ func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
 
 // Persist makes instances 1 … n, and no other, start at boot: it enables
 // them (and the socket and target), disables the other enabled instances,
-// and reloads systemd so the target's dependencies are current. It is run
-// as root by NAME-persist@.service.
-func (h *Herd) Persist(ctx context.Context, n int) error {
+// places each on its share of the CPUs (mode PlaceCPUs) or on all of them
+// (PlaceNone), and reloads systemd so the target's dependencies and the
+// placement drop-ins are current. It is run as root by
+// NAME-persist@.service.
+func (h *Herd) Persist(ctx context.Context, n int, mode string) error {
+	if err := h.place(ctx, n, mode); err != nil {
+		return err
+	}
 	wants, err := h.targetWants(ctx)
 	if err != nil {
 		return err

@@ -82,8 +82,8 @@ func skew(r loadtest.Result, instances int) float64 {
 }
 
 // throughput compares N instances with the plain process, and records
-// latency and balance from the same runs; then the same with every
-// instance pinned to one CPU (placement).
+// latency and balance from the same runs, with the instances floating over
+// every CPU and then placed on their own share (appctl's default).
 func (b *bench) throughput(ctx context.Context) error {
 	for _, keepAlive := range []bool{false, true} {
 		var plain, plainP99 []float64
@@ -101,11 +101,8 @@ func (b *bench) throughput(ctx context.Context) error {
 				b.herdRows(keepAlive, pinned, n, plain, ref)
 			}
 		}
-		if err := b.place(ctx, 4, false); err != nil {
-			return err
-		}
 	}
-	return nil
+	return b.place(ctx, 4, true)
 }
 
 // herdRows measures N running instances against the plain process's runs.
@@ -120,7 +117,9 @@ func (b *bench) herdRows(keepAlive, pinned bool, n int, plain []float64, ref str
 	}
 	tag := fmt.Sprintf("%d instances, %s", n, mode(keepAlive))
 	if pinned {
-		tag += ", each pinned to one CPU"
+		tag += ", placed (default)"
+	} else {
+		tag += ", floating (APPCTL_PLACEMENT=none)"
 	}
 	b.add(newRow("throughput ratio to one plain process, "+tag, "ratio", ratio, ref, "≥ 0.95", func(v float64) bool { return v >= 0.95 }))
 	b.add(newRow("p50 latency, "+tag, "ms", p50, "", "", nil))
@@ -132,41 +131,24 @@ func (b *bench) herdRows(keepAlive, pinned bool, n int, plain []float64, ref str
 	b.add(newRow("balance (busiest/idlest instance; 0: one got nothing), "+tag, "ratio", skews, "", target, goal))
 }
 
-// place scales to n instances, each pinned to CPU (i-1) mod CPUs through a
-// drop-in when pinned, or free to run anywhere.
+// place scales to n instances, each on its share of the CPUs (appctl's
+// default) or, with pinned false, free to run on every CPU
+// (APPCTL_PLACEMENT=none), and restarts them so each starts afresh.
 func (b *bench) place(ctx context.Context, n int, pinned bool) error {
-	if _, err := b.s.Run(ctx, "sh", "-c", "rm -rf /etc/systemd/system/app@*.service.d"); err != nil {
-		return err
+	mode := "cpus"
+	if !pinned {
+		mode = "none"
 	}
-	cpus, err := b.cpus(ctx)
-	if err != nil {
-		return err
-	}
-	for i := 1; pinned && i <= 32; i++ {
-		conf := fmt.Sprintf("[Service]\nCPUAffinity=%d\n", (i-1)%cpus)
-		if err := b.s.WriteFile(fmt.Sprintf("/etc/systemd/system/app@%d.service.d/cpu.conf", i), []byte(conf), 0o644); err != nil {
-			return err
-		}
-	}
-	if _, err := b.s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+	if err := b.s.WriteFile("/etc/default/app", []byte("APPCTL_PLACEMENT="+mode+"\n"), 0o644); err != nil {
 		return err
 	}
 	if _, out, err := b.appctl(ctx, "scale", strconv.Itoa(n)); err != nil {
 		return fmt.Errorf("scale %d: %w\n%s", n, err, out)
 	}
-	_, out, err := b.appctl(ctx, "restart")
-	if err != nil {
+	if _, out, err := b.appctl(ctx, "restart"); err != nil {
 		return fmt.Errorf("restart: %w\n%s", err, out)
 	}
 	return nil
-}
-
-func (b *bench) cpus(ctx context.Context) (int, error) {
-	out, err := b.s.Run(ctx, "nproc")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(out))
 }
 
 func median(v []float64) float64 { return newRow("", "", v, "", "", nil).Median }
