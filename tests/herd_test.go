@@ -16,8 +16,9 @@ import (
 	"github.com/unitkit/unitkit/tests/sandbox"
 )
 
-// appBinary and appctlBinary are built once for all scenarios.
-var appBinary, appctlBinary string
+// appBinary and appctlBinary are built once for all scenarios, and
+// packageCache holds the packages built for them; TestMain removes both.
+var appBinary, appctlBinary, packageCache string
 
 func TestMain(m *testing.M) {
 	code, err := buildAndRun(m)
@@ -35,6 +36,7 @@ func buildAndRun(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	appBinary, appctlBinary = filepath.Join(dir, "app"), filepath.Join(dir, "appctl")
+	packageCache = dir
 	for bin, pkg := range map[string]string{appBinary: "../cmd/app", appctlBinary: "../cmd/appctl"} {
 		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", bin, pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -40,8 +40,9 @@ func buildDeb(t *testing.T, r release) string {
 	if len(debs) != 1 {
 		t.Fatalf("built %v", debs)
 	}
-	// t.TempDir goes with the test; keep the package for later tests.
-	keep, err := os.MkdirTemp("", "unitkit-pkg")
+	// t.TempDir goes with the test; keep the package for later tests in
+	// the directory TestMain removes.
+	keep, err := os.MkdirTemp(packageCache, "pkg")
 	if err != nil {
 		t.Fatal(err)
 	}
