@@ -183,14 +183,23 @@ func hintFor(err error) string {
 var negativeCount = regexp.MustCompile(`^-[0-9]+$`)
 
 // quoteNegativeCounts lets appctl scale -2 mean "two fewer" by ending flag
-// parsing before such an argument.
+// parsing before the first argument after scale that looks like -N.
 func quoteNegativeCounts(args []string) []string {
 	for i, a := range args {
-		if a == "scale" && i+1 < len(args) && negativeCount.MatchString(args[i+1]) {
-			out := append([]string{}, args[:i+1]...)
-			out = append(out, "--")
-			return append(out, args[i+1:]...)
+		if a != "scale" {
+			continue
 		}
+		for j := i + 1; j < len(args); j++ {
+			if args[j] == "--" {
+				return args
+			}
+			if negativeCount.MatchString(args[j]) {
+				out := append([]string{}, args[:j]...)
+				out = append(out, "--")
+				return append(out, args[j:]...)
+			}
+		}
+		return args
 	}
 	return args
 }

@@ -179,14 +179,14 @@ func writeTable(w io.Writer, s herd.Snapshot, now cpuNow) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n",
 			strings.TrimSuffix(in.Unit, ".service"), state(in.State, in.SubState), pid(in.PID),
-			uptime(in.UptimeSec), in.Restarts, c, bytes(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
+			uptime(in.UptimeSec), in.Restarts, c, mib(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	sm := j.Summary
-	_, err := fmt.Fprintf(w, "%d instances: %d running, %d starting, %d failed; %d start at boot; %s resident\n",
-		sm.Instances, sm.Running, sm.Starting, sm.Failed, sm.Enabled, bytes(sm.RSSBytes))
+	_, err := fmt.Fprintf(w, "%s: %d running, %d starting, %d failed; %d start at boot; %s resident\n",
+		herd.Instances(sm.Instances), sm.Running, sm.Starting, sm.Failed, sm.Enabled, mib(sm.RSSBytes))
 	return err
 }
 
@@ -215,7 +215,7 @@ func uptime(sec float64) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-func bytes(b uint64) string {
+func mib(b uint64) string {
 	if b == 0 {
 		return "-"
 	}

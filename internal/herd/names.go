@@ -111,3 +111,11 @@ func Usage(err error) error { return &UsageError{err: err} }
 func usagef(format string, args ...any) error {
 	return &UsageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// Instances says "1 instance" or "n instances".
+func Instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return strconv.Itoa(n) + " instances"
+}

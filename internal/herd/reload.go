@@ -47,7 +47,7 @@ func (h *Herd) Reload(ctx context.Context, timeout time.Duration, out io.Writer)
 		}
 		fmt.Fprintf(out, "%s restarted, ready in %s (%d/%d)\n", unit, round(took), k+1, len(units))
 	}
-	fmt.Fprintf(out, "%s: %d instances reloaded\n", h.app.Name(), len(units))
+	fmt.Fprintf(out, "%s: %s reloaded\n", h.app.Name(), Instances(len(units)))
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (h *Herd) Scale(ctx context.Context, n int, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%s stopped (drained in %s)\n", unit, round(took))
 	}
-	fmt.Fprintf(out, "%s: %d instances running\n", h.app.Name(), n)
+	fmt.Fprintf(out, "%s: %s running\n", h.app.Name(), Instances(n))
 	return nil
 }
 
