@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,7 @@ the instances not reached yet keep serving what they ran before.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeout <= 0 {
-				return usageError(errTimeout(timeout))
+				return usageError(fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s", timeout))
 			}
 			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Reload(cmd.Context(), timeout, o.stdout) })
 		},

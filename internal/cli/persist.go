@@ -38,7 +38,3 @@ func (o *options) persistCmd() *cobra.Command {
 		},
 	}
 }
-
-func errTimeout(d fmt.Stringer) error {
-	return fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s", d)
-}

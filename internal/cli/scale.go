@@ -36,17 +36,14 @@ the socket keeps listening and its next connection starts NAME@1.`,
 			} else if limit < 1 {
 				return usageError(fmt.Errorf("--limit %d: want at least 1", limit))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error {
-				current, err := h.Count(cmd.Context())
+			want := func(running int) (int, error) {
+				n, err := c.resolve(running, runtime.NumCPU(), limit)
 				if err != nil {
-					return err
+					return 0, usageError(err)
 				}
-				n, err := c.resolve(current, runtime.NumCPU(), limit)
-				if err != nil {
-					return usageError(err)
-				}
-				return h.Scale(cmd.Context(), n, o.stdout)
-			})
+				return n, nil
+			}
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Scale(cmd.Context(), want, o.stdout) })
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", defaultLimit, "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")

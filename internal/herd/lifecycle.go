@@ -9,21 +9,6 @@ import (
 	"time"
 )
 
-// Count returns how many instances are running.
-func (h *Herd) Count(ctx context.Context) (int, error) {
-	snap, err := h.Snapshot(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, in := range snap.Instances {
-		if in.Running() {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // Start starts the socket and the instances enabled for boot, waiting until
 // each is ready, then the target.
 func (h *Herd) Start(ctx context.Context, out io.Writer) error {

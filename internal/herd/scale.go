@@ -10,21 +10,31 @@ import (
 	"time"
 )
 
-// Scale makes exactly instances 1 … n run and start at boot. New instances
-// start concurrently and count once systemd reports them ready; if one
-// fails, or the count cannot be recorded, every instance this call started
-// is stopped again and nothing else changes. Then the count is recorded (see Persist), and the instances
+// Scale makes exactly instances 1 … n run and start at boot, where n is
+// what want returns for the number of instances running now (an error from
+// want changes nothing). New instances start concurrently and count once
+// systemd reports them ready; if one fails, or the count cannot be
+// recorded, every instance this call started is stopped again and nothing
+// else changes. Then the count is recorded (see Persist), and the instances
 // above n, or not numbered, are stopped one at a time, highest first, each
 // draining its requests. With n = 0 the socket keeps listening, and its
 // next connection starts instance 1.
-func (h *Herd) Scale(ctx context.Context, n int, out io.Writer) error {
+func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), out io.Writer) error {
 	snap, err := h.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	running := map[string]bool{}
+	count := 0
 	for _, in := range snap.Instances {
 		running[in.Unit] = in.Running()
+		if in.Running() {
+			count++
+		}
+	}
+	n, err := want(count)
+	if err != nil {
+		return err
 	}
 	var missing []string
 	for i := 1; i <= n; i++ {

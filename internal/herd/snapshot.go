@@ -15,20 +15,19 @@ import (
 
 // Instance is what systemd and /proc say about one instance.
 type Instance struct {
-	Unit      string    // e.g. app@3.service
-	Name      string    // the instance name, e.g. "3"
-	Number    int       // the instance number, 0 if Name is not one
-	State     string    // ActiveState: active, activating, deactivating, inactive, failed
-	SubState  string    // e.g. running, auto-restart, dead
-	PID       uint32    // MainPID, 0 when not running
-	Started   time.Time // when the main process started
-	Restarts  uint32    // NRestarts: automatic restarts since the unit was loaded
-	Status    string    // the instance's own STATUS= text
-	Enabled   bool      // started at boot (wanted by the target)
-	CPUTime   float64   // seconds of CPU used by the main process
-	RSS       uint64    // resident memory of the main process, bytes
-	FDs       int       // open file descriptors of the main process, -1 if unreadable
-	procError string
+	Unit     string    // e.g. app@3.service
+	Name     string    // the instance name, e.g. "3"
+	Number   int       // the instance number, 0 if Name is not one
+	State    string    // ActiveState: active, activating, deactivating, inactive, failed
+	SubState string    // e.g. running, auto-restart, dead
+	PID      uint32    // MainPID, 0 when not running
+	Started  time.Time // when the main process started
+	Restarts uint32    // NRestarts: automatic restarts since the unit was loaded
+	Status   string    // the instance's own STATUS= text
+	Enabled  bool      // started at boot (wanted by the target)
+	CPUTime  float64   // seconds of CPU used by the main process
+	RSS      uint64    // resident memory of the main process, bytes
+	FDs      int       // open file descriptors of the main process, -1 if unreadable
 }
 
 // Running reports whether the instance is up (ready, or reloading).
@@ -168,16 +167,15 @@ func (h *Herd) instance(ctx context.Context, unit string, enabled bool) (Instanc
 	return in, nil
 }
 
-// readProc fills in the main process's CPU time, memory and descriptors.
+// readProc fills in the main process's CPU time, memory and descriptors;
+// what cannot be read (the process just exited) stays zero, or -1 for FDs.
 func (in *Instance) readProc() {
 	fs, err := procfs.NewFS("/proc")
 	if err != nil {
-		in.procError = err.Error()
 		return
 	}
 	p, err := fs.Proc(int(in.PID))
 	if err != nil {
-		in.procError = err.Error()
 		return
 	}
 	if st, err := p.Stat(); err == nil {
