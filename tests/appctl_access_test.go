@@ -109,7 +109,7 @@ func TestAppctlWithoutSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to hide /run in a private mount namespace")
 	}
-	cmd := exec.Command("unshare", "--mount", "sh", "-c", `mount -t tmpfs none /run && exec "$0" status`, appctlBinary)
+	cmd := exec.Command("unshare", "--mount", "sh", "-c", `mount -t tmpfs none /run && exec "$0" status`, filepath.Join(binDir, "appctl"))
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "systemd is unreachable") {

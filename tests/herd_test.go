@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/unitkit/unitkit/internal/loadtest"
+	"github.com/unitkit/unitkit/tests/install"
 	"github.com/unitkit/unitkit/tests/sandbox"
 )
 
-// appBinary and appctlBinary are built once for all scenarios, and
-// packageCache holds the packages built for them; TestMain removes both.
-var appBinary, appctlBinary, packageCache string
+// binDir holds app and appctl, built once for all scenarios, and
+// packageCache the packages built for them; TestMain removes both.
+var binDir, packageCache string
 
 func TestMain(m *testing.M) {
 	code, err := buildAndRun(m)
@@ -35,9 +36,11 @@ func buildAndRun(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	appBinary, appctlBinary = filepath.Join(dir, "app"), filepath.Join(dir, "appctl")
-	packageCache = dir
-	for bin, pkg := range map[string]string{appBinary: "../cmd/app", appctlBinary: "../cmd/appctl"} {
+	binDir, packageCache = filepath.Join(dir, "bin"), dir
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		return 0, err
+	}
+	for bin, pkg := range map[string]string{filepath.Join(binDir, "app"): "../cmd/app", filepath.Join(binDir, "appctl"): "../cmd/appctl"} {
 		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test", "-o", bin, pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
@@ -58,31 +61,18 @@ type herd struct {
 // "app@4.service") and the file's content.
 type dropIn struct{ unit, name, content string }
 
-// newHerd boots a sandbox and installs the herd the way the package does:
-// units under /usr/lib/systemd/system, the binary as /usr/bin/app.
+// newHerd boots a sandbox and installs the herd the way the package does
+// (package install), with the drop-ins in place before systemd reads the
+// units.
 func newHerd(t *testing.T, dropIns ...dropIn) *herd {
 	t.Helper()
-	s := newSandbox(t)
-	h := &herd{t: t, s: s}
-	h.must(s.CopyFile(appBinary, "/usr/bin/app", 0o755))
-	h.must(s.CopyFile(appctlBinary, "/usr/bin/appctl", 0o755))
-	units, err := filepath.Glob(filepath.Join("..", "unit", "app*"))
-	if err != nil || len(units) == 0 {
-		t.Fatalf("no units in ../unit: %v", err)
-	}
-	for _, u := range units {
-		h.must(s.CopyFile(u, "/usr/lib/systemd/system/"+filepath.Base(u), 0o644))
-	}
+	h := &herd{t: t, s: sandbox.New(t)}
 	for _, d := range dropIns {
-		h.must(s.WriteFile("/etc/systemd/system/"+d.unit+".d/"+d.name+".conf", []byte(d.content), 0o644))
+		h.must(h.s.WriteFile("/etc/systemd/system/"+d.unit+".d/"+d.name+".conf", []byte(d.content), 0o644))
 	}
-	h.systemctl("daemon-reload")
-	h.systemctl("start", "app.socket")
+	h.must(install.Herd(t.Context(), h.s, binDir, filepath.Join("..", "unit")))
 	return h
 }
-
-// newSandbox boots a sandbox for t.
-func newSandbox(t *testing.T) *sandbox.Sandbox { return sandbox.New(t) }
 
 func (h *herd) must(err error) {
 	h.t.Helper()

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unitkit/unitkit/tests/sandbox"
 )
 
 // release is a package built by make package's script for the tests.
@@ -69,7 +71,7 @@ func buildPackages(dist string, r release, archs, formats, epoch string) error {
 // maintainer scripts from starting services, which a real host has not.
 // Rebuilding the man-db index after every dpkg run only costs time here.
 func newPackageHost(t *testing.T) *herd {
-	h := &herd{t: t, s: newSandbox(t)}
+	h := &herd{t: t, s: sandbox.New(t)}
 	h.s.MustRun(t, "rm", "-f", "/usr/sbin/policy-rc.d", "/var/lib/man-db/auto-update")
 	return h
 }
