@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A socket-activated worker serves the passed socket and walks through
@@ -160,31 +158,5 @@ func TestBadEnvironmentIsRejected(t *testing.T) {
 		if code := w.wait(t, 10*time.Second); code == 0 || !strings.Contains(w.stderr.String(), name) {
 			t.Errorf("%s: exit %d, stderr %q", env, code, w.stderr.String())
 		}
-	}
-}
-
-// A worker leaves the shared socket non-blocking even when it was handed a
-// blocking one (systemd clears O_NONBLOCK unless NonBlocking=yes): every
-// process sharing the socket must agree, or the others block in accept().
-// That systemd itself keeps the flag set is checked by the package tests.
-func TestPassedSocketStaysNonBlocking(t *testing.T) {
-	f, addr := tcpSocket(t)
-	raw, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonblocking := func() bool {
-		var flags int
-		_ = raw.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
-		return flags&unix.O_NONBLOCK != 0
-	}
-	_ = raw.Control(func(fd uintptr) { _ = unix.SetNonblock(int(fd), false) })
-	w := startWorker(t, workerSpec{files: []*os.File{f}, names: []string{"app.socket"}})
-	w.rec.waitCount(t, "READY=1", 1, 10*time.Second)
-	if resp, _ := get(t, "http://"+addr+"/"); resp.StatusCode != 200 {
-		t.Fatalf("GET /: %s", resp.Status)
-	}
-	if !nonblocking() {
-		t.Fatal("the shared socket is blocking after the worker took it")
 	}
 }
