@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nodeHerd is a herd whose instances run contrib/node/app.js under the
+// contrib/node drop-in, with the machine's Node.js.
+func nodeHerd(t *testing.T, dropIns ...dropIn) *herd {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node not found: install Node.js 18 or later (Debian: apt-get install nodejs)")
+	}
+	conf, err := os.ReadFile(filepath.Join("..", "contrib", "node", "node.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHerd(t, append([]dropIn{{"app@.service", "node", string(conf)}}, dropIns...)...)
+	h.must(h.s.CopyFile(filepath.Join("..", "contrib", "node", "app.js"), "/usr/local/lib/app-node/app.js", 0o644))
+	return h
+}
+
+// The Node app runs the herd like the Go one: appctl scales it, every
+// instance serves the shared socket, systemctl reload keeps the process,
+// and appctl reload replaces every instance under load without a failed
+// request.
+func TestNodeInstancesScaleAndReload(t *testing.T) {
+	h := nodeHerd(t)
+	if out, code := h.appctl("scale", "3"); code != 0 {
+		t.Fatalf("appctl scale 3: exit %d\n%s", code, out)
+	}
+	if comm := h.s.MustRun(t, "ps", "-o", "comm=", "-p", h.show("app@2.service", "MainPID")["MainPID"]); strings.TrimSpace(comm) != "node" {
+		t.Fatalf("app@2 runs %q, want node", comm)
+	}
+	ld := h.load(false)
+	ld.Run(16, "/")
+	time.Sleep(time.Second)
+	r := ld.Stop()
+	checkLoad(t, "3 Node instances", r, 0)
+	if got := r.Instances(); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Fatalf("answers came from instances %q, want 1 to 3", got)
+	}
+
+	pid := h.show("app@1.service", "MainPID")["MainPID"]
+	h.systemctl("reload", "app@1.service")
+	if after := h.show("app@1.service", "MainPID")["MainPID"]; after != pid {
+		t.Errorf("systemctl reload replaced app@1 (PID %s, now %s)", pid, after)
+	}
+
+	fresh, kept, slow := h.load(false), h.load(true), h.load(false)
+	fresh.Run(16, "/")
+	kept.Run(16, "/")
+	slow.Run(4, "/sleep?ms=200")
+	time.Sleep(500 * time.Millisecond)
+	pids := h.mainPIDs(3)
+	for round := 1; round <= 2; round++ {
+		if out, code := h.appctl("reload"); code != 0 {
+			t.Fatalf("appctl reload: exit %d\n%s", code, out)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	rf, rk, rs := fresh.Stop(), kept.Stop(), slow.Stop()
+	checkLoad(t, "Node, 2 reloads, fresh connections", rf, 0)
+	checkLoad(t, "Node, 2 reloads, keep-alive", rk, 0)
+	checkLoad(t, "Node, 2 reloads, long requests", rs, 0)
+	for i, p := range h.mainPIDs(3) {
+		if p == pids[i] {
+			t.Errorf("app@%d still runs PID %s after reload", i+1, p)
+		}
+	}
+	for _, unit := range instances(1, 3) {
+		if n := h.show(unit, "NRestarts")["NRestarts"]; n != "0" {
+			t.Errorf("%s restarted on its own %s times", unit, n)
+		}
+	}
+	if drained := h.s.Journal("-u", "app@2.service", "MESSAGE=drained"); !strings.Contains(drained, "drained") {
+		t.Errorf("app@2 logged no drain:\n%s", h.s.Journal("-u", "app@2.service"))
+	}
+}
+
+// The Node instance pings the watchdog only while its event loop turns: an
+// idle instance lives on past several WatchdogSec= periods, and one whose
+// loop a handler blocks is killed and replaced.
+func TestNodeWatchdogReplacesBlockedEventLoop(t *testing.T) {
+	h := nodeHerd(t, dropIn{"app@.service", "watchdog", "[Service]\nWatchdogSec=2s\n"})
+	if out, code := h.appctl("scale", "1"); code != 0 {
+		t.Fatalf("appctl scale 1: exit %d\n%s", code, out)
+	}
+	pid := h.show("app@1.service", "MainPID")["MainPID"]
+	time.Sleep(5 * time.Second)
+	if p := h.show("app@1.service", "MainPID", "NRestarts"); p["MainPID"] != pid || p["NRestarts"] != "0" {
+		t.Fatalf("idle Node instance did not keep the watchdog happy: %v (was PID %s)\n%s", p, pid, h.s.Journal("-u", "app@1.service"))
+	}
+	go func() {
+		// Blocks the event loop for 10 s; the watchdog fires long before.
+		if resp, err := h.s.HTTPClient(false).Get("http://127.0.0.1:8080/work?ms=10000"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	replaced := h.waitFor("app@1 replaced", 30*time.Second, func() bool {
+		p := h.show("app@1.service", "MainPID", "SubState")
+		return p["MainPID"] != pid && p["MainPID"] != "0" && p["SubState"] == "running"
+	})
+	t.Logf("blocked Node event loop: killed by the watchdog and ready again after %s", replaced.Round(time.Millisecond))
+	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
+	}
+	if j := h.s.Journal("_PID=1"); strings.Contains(j, "Cannot find unit for notify message") || strings.Contains(j, "reception only permitted") {
+		t.Errorf("systemd dropped notifications of the Node instance:\n%s", j)
+	}
+}
