@@ -17,6 +17,20 @@
 // configured through its environment variables ($PORT, $LISTEN_ADDR,
 // $INSTANCE, $DRAIN_TIMEOUT, $LOG_LEVEL, $LOG_FORMAT).
 //
+// # Metrics of each instance
+//
+// Every instance serves the one shared socket, so a scrape of /metrics
+// there reaches whichever instance accepts it. To scrape each instance,
+// set $METRICS_PORT_BASE: instance N (its $INSTANCE, which must then be a
+// positive whole number, as in app@N.service) also serves GET /metrics,
+// and nothing else, on port METRICS_PORT_BASE+N of $METRICS_HOST (default:
+// all addresses), until it exits. With METRICS_PORT_BASE=18000, app@3
+// answers on port 18003. Unset or empty, there is no such listener. A base
+// that is not a whole number, a port above 65535, an INSTANCE that is not
+// a number, or a port that cannot be bound (ports below 1024 need a
+// privilege the unit does not grant) fails the start with a message
+// saying so. contrib/prometheus has the matching scrape configuration.
+//
 // $APP_FAULT makes the app misbehave on purpose, for tests and
 // demonstrations: "fail-start" fails the warm-up (the instance never becomes
 // ready), "wedge" enables POST /debug/wedge, which blocks the serving path of
@@ -120,9 +134,11 @@ func parseFlags(args []string, stderr io.Writer) (showVersion bool, err error) {
 }
 
 // serve creates the instance from the environment and serves the app's
-// routes on it until the instance is told to stop and has drained.
+// routes on it until the instance is told to stop and has drained; with
+// $METRICS_PORT_BASE set it also serves /metrics on a port of its own
+// until then.
 func serve(ctx context.Context, stderr io.Writer) error {
-	f, err := parseFault(os.Getenv("APP_FAULT"))
+	f, mcfg, err := configure(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "app: %v\n", err)
 		return fmt.Errorf("configure instance: %w", err)
@@ -142,6 +158,12 @@ func serve(ctx context.Context, stderr io.Writer) error {
 		log.Error("metrics setup failed", "error", err)
 		return fmt.Errorf("set up metrics: %w", err)
 	}
+	stopMetrics, err := startMetrics(mcfg, inst, m)
+	if err != nil {
+		log.Error("metrics listener failed", "error", err)
+		return err
+	}
+	defer stopMetrics()
 	log.Info("starting", "version", version)
 	h := newMux(inst, m)
 	if f == faultWedge {
@@ -153,4 +175,38 @@ func serve(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// configure reads the app's own settings from env: $APP_FAULT and the
+// per-instance metrics listener.
+func configure(env func(string) (string, bool)) (fault, metricsConfig, error) {
+	v, _ := env("APP_FAULT")
+	f, err := parseFault(v)
+	if err != nil {
+		return "", metricsConfig{}, err
+	}
+	mcfg, err := parseMetricsConfig(env)
+	if err != nil {
+		return "", metricsConfig{}, err
+	}
+	return f, mcfg, nil
+}
+
+// startMetrics starts the per-instance metrics listener when cfg asks for
+// one, and returns the function that closes it.
+func startMetrics(cfg metricsConfig, inst *activation.Instance, m *metrics) (stop func(), err error) {
+	if !cfg.on() {
+		return func() {}, nil
+	}
+	ms, err := listenMetrics(cfg, inst, m)
+	if err != nil {
+		return nil, fmt.Errorf("serve metrics: %w", err)
+	}
+	log := inst.Logger()
+	log.Info("serving metrics", "address", ms.Addr().String())
+	return func() {
+		if err := ms.Close(); err != nil {
+			log.Warn("closing the metrics listener", "error", err)
+		}
+	}, nil
 }
