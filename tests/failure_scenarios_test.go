@@ -54,7 +54,7 @@ func TestCrashLoopKeepsSocketOpen(t *testing.T) {
 }
 
 // A wedged instance stops pinging the watchdog; systemd kills and replaces
-// it while the others keep serving.
+// it while the others keep serving, and appctl metrics counts the kill.
 func TestWatchdogReplacesWedgedInstance(t *testing.T) {
 	h := newHerd(t, dropIn{"app@.service", "wedge", "[Service]\nEnvironment=APP_FAULT=wedge\nWatchdogSec=2s\n"})
 	h.systemctl(append([]string{"start"}, instances(1, 2)...)...)
@@ -81,5 +81,8 @@ func TestWatchdogReplacesWedgedInstance(t *testing.T) {
 	checkLoad(t, "wedge", r, clients)
 	if j := h.s.Journal("-u", unit, "--since", "-1min"); !strings.Contains(j, "Watchdog timeout") {
 		t.Errorf("no watchdog timeout in the journal of %s:\n%s", unit, j)
+	}
+	if v := h.metrics()[`unitkit_instance_watchdog_kills_total{unit="`+unit+`"}`]; v < 1 {
+		t.Errorf("appctl metrics counts %v watchdog kills of %s, want at least 1", v, unit)
 	}
 }

@@ -18,7 +18,7 @@ func TestGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, verb := range []string{"scale", "status", "top", "reload", "restart", "start", "stop", "logs"} {
+	for _, verb := range []string{"scale", "status", "top", "reload", "restart", "start", "stop", "logs", "metrics"} {
 		if !strings.Contains(string(page), "appctl-"+verb) {
 			t.Errorf("appctl.1 does not refer to appctl-%s", verb)
 		}

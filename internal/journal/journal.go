@@ -1,5 +1,6 @@
 // Package journal reads the journal records of a unitkit service through
-// journalctl and formats them for appctl logs.
+// journalctl and formats them for appctl logs; WatchdogKills counts the
+// instances' watchdog failures for appctl metrics.
 //
 // A service NAME runs as the units NAME.socket and NAME@1.service …
 // NAME@N.service. Its records are selected with journalctl matches that do
