@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,4 +60,32 @@ func (s *Sandbox) HTTPClient(keepAlive bool) *http.Client {
 			MaxIdleConnsPerHost: 1,
 		},
 	}
+}
+
+// Link joins the networks of two sandboxes with a veth pair, as if a cable
+// ran between two hosts: a's end gets address aAddr and b's end bAddr (IPv4,
+// without a prefix), each a /32 with the other as its point-to-point peer,
+// so one sandbox can be linked to several others without routes to set.
+// The pair goes away with either sandbox.
+func Link(ctx context.Context, a *Sandbox, aAddr string, b *Sandbox, bAddr string) error {
+	// Each end is named after the other sandbox's PID: "to4242".
+	aIf, bIf := fmt.Sprintf("to%d", b.pid), fmt.Sprintf("to%d", a.pid)
+	add := exec.CommandContext(ctx, "ip", "link", "add", aIf, "netns", strconv.Itoa(a.pid),
+		"type", "veth", "peer", "name", bIf, "netns", strconv.Itoa(b.pid))
+	if out, err := add.CombinedOutput(); err != nil {
+		return fmt.Errorf("link sandboxes %s and %s: %w: %s", a.name, b.name, err, out)
+	}
+	for _, end := range []struct {
+		s         *Sandbox
+		dev, addr string
+		peer      string
+	}{{a, aIf, aAddr, bAddr}, {b, bIf, bAddr, aAddr}} {
+		if _, err := end.s.Run(ctx, "ip", "addr", "add", end.addr+"/32", "peer", end.peer+"/32", "dev", end.dev); err != nil {
+			return fmt.Errorf("link sandboxes %s and %s: %w", a.name, b.name, err)
+		}
+		if _, err := end.s.Run(ctx, "ip", "link", "set", end.dev, "up"); err != nil {
+			return fmt.Errorf("link sandboxes %s and %s: %w", a.name, b.name, err)
+		}
+	}
+	return nil
 }
