@@ -7,6 +7,9 @@ FORMATS ?= deb rpm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BINS    := $(patsubst cmd/%,bin/%,$(wildcard cmd/*))
+# contrib/ folders whose validation needs heavy dependencies (Kubernetes,
+# Prometheus) are modules of their own, kept out of the library's go.mod.
+CONTRIB_MODULES := $(patsubst %/go.mod,%,$(wildcard contrib/*/go.mod))
 
 export CGO_ENABLED ?= 0
 
@@ -42,9 +45,10 @@ package:
 bench: build
 	$(GO) run ./tests/bench -bin bin -units unit -out bench/results
 
-## test: lint, then every test (with the race detector)
+## test: lint, then every test (with the race detector), contrib modules included
 test: lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	@for m in $(CONTRIB_MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 
 ## test-short: the fast tests only
 test-short:
@@ -55,6 +59,9 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@sc=$$($(GO) tool -n staticcheck) && for m in $(CONTRIB_MODULES); do \
+	  echo "== $$m"; (cd $$m && $(GO) vet ./... && $$sc ./...) || exit 1; \
+	done
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 FUZZTIME ?= 10s
