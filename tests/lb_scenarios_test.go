@@ -80,8 +80,11 @@ type lab struct {
 
 func newLab(t *testing.T, b balancer) *lab {
 	t.Helper()
-	deb := buildDeb(t, release{"app", "1.0.0", "./cmd/app"})
 	l := &lab{t: t, b: b, lb: &herd{t: t, s: sandbox.New(t)}}
+	if _, err := l.lb.s.Run(t.Context(), "sh", "-c", "command -v "+b.name); err != nil {
+		t.Fatalf("%s not found: apt-get install %s", b.name, b.name)
+	}
+	deb := buildDeb(t, release{"app", "1.0.0", "./cmd/app"})
 	for i := range hostAddrs {
 		h := newPackageHost(t)
 		if out, code := h.aptInstall(deb); code != 0 {

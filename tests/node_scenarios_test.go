@@ -14,14 +14,14 @@ import (
 // contrib/node drop-in, with the machine's Node.js.
 func nodeHerd(t *testing.T, dropIns ...dropIn) *herd {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node not found: install Node.js 18 or later (Debian: apt-get install nodejs)")
-	}
 	conf, err := os.ReadFile(filepath.Join("..", "contrib", "node", "node.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := newHerd(t, append([]dropIn{{"app@.service", "node", string(conf)}}, dropIns...)...)
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node not found: install Node.js 18 or later (Debian: apt-get install nodejs)")
+	}
 	h.must(h.s.CopyFile(filepath.Join("..", "contrib", "node", "app.js"), "/usr/local/lib/app-node/app.js", 0o644))
 	return h
 }
