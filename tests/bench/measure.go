@@ -32,7 +32,7 @@ func (b *bench) all(ctx context.Context) error {
 		return err
 	}
 	for _, step := range []func(context.Context) error{
-		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status, b.pm2Rows,
+		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status, b.pm2Rows, b.nodeRows,
 	} {
 		if err := step(ctx); err != nil {
 			return err

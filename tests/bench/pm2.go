@@ -15,7 +15,10 @@ import (
 // cache on the host (the sandbox has no network) before the sandbox boots.
 const pm2Version = "7.0.4"
 
-const pm2URL = "http://127.0.0.1:9191"
+// pm2Port is where PM2's cluster listens (app.js reads $PORT).
+const pm2Port = "9191"
+
+const pm2URL = "http://127.0.0.1:" + pm2Port
 
 // installPM2 installs PM2 into dir (once) and returns the pm2 command.
 func installPM2(dir string) (string, error) {
@@ -33,7 +36,7 @@ func installPM2(dir string) (string, error) {
 // pm2 runs PM2 in the sandbox.
 func (b *bench) pm2(ctx context.Context, args ...string) (time.Duration, string, error) {
 	start := time.Now()
-	full := append([]string{"env", "PM2_HOME=/root/.pm2", "HOME=/root", b.pm2Bin}, args...)
+	full := append([]string{"env", "PM2_HOME=/root/.pm2", "HOME=/root", "PORT=" + pm2Port, b.pm2Bin}, args...)
 	out, err := b.s.Run(ctx, full...)
 	return time.Since(start), out, err
 }
@@ -43,7 +46,7 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 	if b.pm2Bin == "" {
 		return nil
 	}
-	if err := b.s.CopyFile(filepath.Join("tests", "bench", "pm2", "app.js"), "/opt/bench/app.js", 0o644); err != nil {
+	if err := b.s.CopyFile(nodeApp, "/opt/bench/app.js", 0o644); err != nil {
 		return err
 	}
 	if _, out, err := b.pm2(ctx, "start", "/opt/bench/app.js", "-i", "2", "--name", "node",
