@@ -3,6 +3,7 @@ package tests
 import (
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +86,69 @@ func TestAppctlMetricsWithoutJournalAccess(t *testing.T) {
 	}
 }
 
+// textfileDir is where Debian's node_exporter reads textfiles.
+const textfileDir = "/var/lib/prometheus/node-exporter"
+
+// app-metrics.timer from contrib/prometheus runs appctl metrics, under the
+// service's sandboxing, at once and every 15 s after: app.prom appears
+// with systemd's figures.
+func TestMetricsTimer(t *testing.T) {
+	h := newHerd(t)
+	h.systemctl("start", "app@1.service", "app@2.service")
+	h.s.MustRun(t, "mkdir", "-p", textfileDir)
+	var units []string
+	for _, f := range []string{"app-metrics.service", "app-metrics.timer"} {
+		h.must(h.s.CopyFile(filepath.Join("..", "contrib", "prometheus", f), "/etc/systemd/system/"+f, 0o644))
+		units = append(units, "/etc/systemd/system/"+f)
+	}
+	if out, code := h.run(append([]string{"systemd-analyze", "verify"}, units...)...); code != 0 || out != "" {
+		t.Errorf("systemd-analyze verify: exit %d\n%s", code, out)
+	}
+	h.systemctl("daemon-reload")
+	h.systemctl("enable", "--now", "app-metrics.timer")
+	h.waitFor("app-metrics.service ran", 10*time.Second, func() bool {
+		p := h.show("app-metrics.service", "ExecMainExitTimestampMonotonic", "ActiveState")
+		return p["ExecMainExitTimestampMonotonic"] != "0" && p["ActiveState"] != "activating"
+	})
+	if p := h.show("app-metrics.service", "Result", "ExecMainStatus"); p["Result"] != "success" || p["ExecMainStatus"] != "0" {
+		t.Fatalf("app-metrics.service: %v\n%s", p, h.s.Journal("-u", "app-metrics.service"))
+	}
+	data, err := h.s.ReadFile(textfileDir + "/app.prom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkMetrics(h.parseExposition(string(data)), map[string]float64{
+		`unitkit_socket_listening{unit="app.socket"}`: 1,
+		`unitkit_instance_up{unit="app@2.service"}`:   1,
+	})
+	if out := h.s.MustRun(t, "stat", "-c", "%a %U", textfileDir+"/app.prom"); out != "644 root\n" {
+		t.Errorf("app.prom: mode and owner %q, want 644 root", out)
+	}
+	p := h.show("app-metrics.timer", "LastTriggerUSecMonotonic", "NextElapseUSecMonotonic")
+	last, next := usec(p["LastTriggerUSecMonotonic"]), usec(p["NextElapseUSecMonotonic"])
+	if d := next - last; d < 14*time.Second || d > 17*time.Second {
+		t.Errorf("app-metrics.timer runs again %s after its last run, want 15s: %v", d, p)
+	}
+}
+
+// usec parses a monotonic timestamp as systemctl show prints it: a number
+// of microseconds, or a time span such as "2h 38min 31.830543s"; -1 if it
+// is neither.
+func usec(v string) time.Duration {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(n) * time.Microsecond
+	}
+	var total time.Duration
+	for _, f := range strings.Fields(v) {
+		d, err := time.ParseDuration(strings.Replace(f, "min", "m", 1))
+		if err != nil {
+			return -1
+		}
+		total += d
+	}
+	return total
+}
+
 // metrics runs appctl metrics and returns its samples by series, e.g.
 // `unitkit_instance_up{unit="app@1.service"}`.
 func (h *herd) metrics() map[string]float64 {
@@ -159,7 +223,7 @@ func (h *herd) checkInstanceMetrics(n int) {
 // and a name that does not end in .prom with exit 2.
 func (h *herd) checkTextfile() {
 	h.t.Helper()
-	const dir = "/var/lib/prometheus/node-exporter"
+	const dir = textfileDir
 	h.s.MustRun(h.t, "mkdir", "-p", dir)
 	if out, code := h.appctl("metrics", "--textfile", dir+"/app.prom"); code != 0 || out != "" {
 		h.t.Fatalf("appctl metrics --textfile: exit %d, output %q", code, out)
