@@ -17,9 +17,6 @@ import (
 // hostAddrs are the addresses of the two hosts in contrib/haproxy and
 // contrib/nginx, so the tests run those files unchanged; lbAddrs are the
 // balancer's ends of its links to them.
-// keepAliveClients is how many keep-alive clients the scenarios run.
-const keepAliveClients = 16
-
 var (
 	hostAddrs = []string{"192.0.2.11", "192.0.2.12"}
 	lbAddrs   = []string{"192.0.2.1", "192.0.2.2"}
@@ -171,56 +168,79 @@ func TestLoadBalancerInFront(t *testing.T) {
 	}
 }
 
+// traffic is the scenarios' load through the balancer, all POST requests:
+// 16 clients with a fresh connection per request, keepAliveClients with
+// keep-alive, and 4 with 200 ms requests.
+type traffic struct{ fresh, kept, slow *loadtest.Load }
+
+// Client counts of the three kinds of traffic.
+const (
+	freshClients     = 16
+	keepAliveClients = 16
+	slowClients      = 4
+)
+
+// startTraffic starts the load and lets it settle.
+func (l *lab) startTraffic() traffic {
+	tr := traffic{l.load(false), l.load(true), l.load(false)}
+	tr.fresh.Run(freshClients, "/")
+	tr.kept.Run(keepAliveClients, "/")
+	tr.slow.Run(slowClients, "/sleep?ms=200")
+	time.Sleep(500 * time.Millisecond)
+	return tr
+}
+
+// check stops the load and allows each kind perClient failed requests per
+// client, keep-alive clients keepAliveExtra more in all; it returns the
+// failed and total requests.
+func (tr traffic) check(t *testing.T, what string, perClient, keepAliveExtra int64) (failed, total int64) {
+	t.Helper()
+	for _, k := range []struct {
+		name    string
+		ld      *loadtest.Load
+		allowed int64
+	}{
+		{"fresh connections", tr.fresh, perClient * freshClients},
+		{"keep-alive", tr.kept, perClient*keepAliveClients + keepAliveExtra},
+		{"200 ms requests", tr.slow, perClient * slowClients},
+	} {
+		r := k.ld.Stop()
+		checkLoad(t, what+", "+k.name, r, k.allowed)
+		failed, total = failed+r.Failed, total+r.Total
+	}
+	return failed, total
+}
+
 // reloadOneHost reloads host 1's instances under load: zero failures.
 func (l *lab) reloadOneHost() {
-	t := l.t
-	fresh, kept, slow := l.load(false), l.load(true), l.load(false)
-	fresh.Run(16, "/")
-	kept.Run(keepAliveClients, "/")
-	slow.Run(4, "/sleep?ms=200")
-	time.Sleep(500 * time.Millisecond)
+	tr := l.startTraffic()
 	for round := 1; round <= 2; round++ {
 		if out, code := l.hosts[0].appctl("reload"); code != 0 {
-			t.Fatalf("appctl reload on host 1: exit %d\n%s", code, out)
+			l.t.Fatalf("appctl reload on host 1: exit %d\n%s", code, out)
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	checkLoad(t, l.b.name+", host 1 reloaded twice, fresh connections", fresh.Stop(), 0)
-	checkLoad(t, l.b.name+", host 1 reloaded twice, keep-alive", kept.Stop(), 0)
-	checkLoad(t, l.b.name+", host 1 reloaded twice, 200 ms requests", slow.Stop(), 0)
+	tr.check(l.t, l.b.name+", host 1 reloaded twice", 0, 0)
 }
 
 // stopOneHost stops host 2 entirely under load, without telling the
 // balancer, then starts it again. The requests that fail are those the
 // balancer had sent to host 2 before it took the host out: the ones in
 // flight there, or queued on its socket, which systemd closes unread while
-// the socket stops. The test bounds them loosely (a few per client, to
-// catch a balancer that keeps sending) and checks that from then on host 1
-// serves everything without a failure.
+// the socket stops. The test bounds them loosely (3 per client, to catch a
+// balancer that keeps sending) and checks that from then on host 1 serves
+// everything without a failure.
 func (l *lab) stopOneHost() {
-	t := l.t
-	const clients = 16 + 16 + 4
-	fresh, kept, slow := l.load(false), l.load(true), l.load(false)
-	fresh.Run(16, "/")
-	kept.Run(keepAliveClients, "/")
-	slow.Run(4, "/sleep?ms=200")
-	time.Sleep(500 * time.Millisecond)
+	tr := l.startTraffic()
 	l.hosts[1].systemctl("stop", "app.socket") // PartOf= stops its instances too
 	l.waitServedBy("host 1 alone", l.b.host[0])
-	rf, rk, rs := fresh.Stop(), kept.Stop(), slow.Stop()
-	failed := rf.Failed + rk.Failed + rs.Failed
-	t.Logf("%s: host 2 stopped under load: %d of %d requests failed (%d clients)",
-		l.b.name, failed, rf.Total+rk.Total+rs.Total, clients)
-	checkLoad(t, l.b.name+", host 2 stopped, fresh connections", rf, 16*3)
-	checkLoad(t, l.b.name+", host 2 stopped, keep-alive", rk, 16*3)
-	checkLoad(t, l.b.name+", host 2 stopped, 200 ms requests", rs, 4*3)
+	failed, total := tr.check(l.t, l.b.name+", host 2 stopped", 3, 0)
+	l.t.Logf("%s: host 2 stopped under load: %d of %d requests failed (%d clients)",
+		l.b.name, failed, total, freshClients+keepAliveClients+slowClients)
 
-	fresh, kept = l.load(false), l.load(true)
-	fresh.Run(16, "/")
-	kept.Run(keepAliveClients, "/")
+	tr = l.startTraffic()
 	time.Sleep(time.Second)
-	checkLoad(t, l.b.name+", host 2 down, fresh connections", fresh.Stop(), 0)
-	checkLoad(t, l.b.name+", host 2 down, keep-alive", kept.Stop(), 0)
+	tr.check(l.t, l.b.name+", host 2 down", 0, 0)
 	l.hosts[1].systemctl("start", "app.socket", "app.target")
 	l.waitServedBy("host 2 back in rotation", l.b.host...)
 }
@@ -228,20 +248,13 @@ func (l *lab) stopOneHost() {
 // maintainOneHost takes host 2 out of the balancer first, as its README
 // says to before maintenance, and only then stops it: no request fails.
 func (l *lab) maintainOneHost() {
-	t := l.t
-	fresh, kept, slow := l.load(false), l.load(true), l.load(false)
-	fresh.Run(16, "/")
-	kept.Run(keepAliveClients, "/")
-	slow.Run(4, "/sleep?ms=200")
-	time.Sleep(500 * time.Millisecond)
+	tr := l.startTraffic()
 	l.b.drain(l.lb, 1)
 	l.waitServedBy("host 2 drained", l.b.host[0])
 	time.Sleep(time.Second) // requests already sent to host 2 finish
 	l.hosts[1].systemctl("stop", "app.socket")
 	time.Sleep(time.Second)
-	checkLoad(t, l.b.name+", host 2 drained then stopped, fresh connections", fresh.Stop(), 0)
-	checkLoad(t, l.b.name+", host 2 drained then stopped, keep-alive", kept.Stop(), l.b.drainCost)
-	checkLoad(t, l.b.name+", host 2 drained then stopped, 200 ms requests", slow.Stop(), 0)
+	tr.check(l.t, l.b.name+", host 2 drained then stopped", 0, l.b.drainCost)
 }
 
 // haproxyCommand sends one command to HAProxy's runtime API in the

@@ -312,9 +312,21 @@ func (b *bench) memory(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(time.Second)
-	_, out, err := b.appctl(ctx, "status", "--json")
+	rss, err := b.idleRSS(ctx)
 	if err != nil {
 		return err
+	}
+	b.add(newRow("RSS per idle instance", "MiB", rss, "supervision overhead: none (systemd only)", "< 20 MiB",
+		func(v float64) bool { return v < 20 }))
+	return nil
+}
+
+// idleRSS reads each instance's resident memory, in MiB, from appctl
+// status.
+func (b *bench) idleRSS(ctx context.Context) ([]float64, error) {
+	_, out, err := b.appctl(ctx, "status", "--json")
+	if err != nil {
+		return nil, err
 	}
 	var st struct {
 		Instances []struct {
@@ -322,15 +334,13 @@ func (b *bench) memory(ctx context.Context) error {
 		} `json:"instances"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return fmt.Errorf("status --json: %w", err)
+		return nil, fmt.Errorf("status --json: %w", err)
 	}
 	var rss []float64
 	for _, in := range st.Instances {
 		rss = append(rss, float64(in.RSS)/(1<<20))
 	}
-	b.add(newRow("RSS per idle instance", "MiB", rss, "supervision overhead: none (systemd only)", "< 20 MiB",
-		func(v float64) bool { return v < 20 }))
-	return nil
+	return rss, nil
 }
 
 // status times appctl status at 8 and 32 instances.

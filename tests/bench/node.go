@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,21 +61,9 @@ func (b *bench) nodeRows(ctx context.Context) error {
 
 // nodeMemory reads the resident memory of the idle Node instances.
 func (b *bench) nodeMemory(ctx context.Context) error {
-	_, out, err := b.appctl(ctx, "status", "--json")
+	rss, err := b.idleRSS(ctx)
 	if err != nil {
 		return err
-	}
-	var st struct {
-		Instances []struct {
-			RSS uint64 `json:"rss_bytes"`
-		} `json:"instances"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return fmt.Errorf("status --json: %w", err)
-	}
-	var rss []float64
-	for _, in := range st.Instances {
-		rss = append(rss, float64(in.RSS)/(1<<20))
 	}
 	b.add(newRow("Node app under unitkit, RSS per idle instance", "MiB", rss, "supervision overhead: none (systemd only)", "", nil))
 	return nil
