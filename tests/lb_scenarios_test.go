@@ -251,7 +251,7 @@ func (l *lab) maintainOneHost() {
 	tr := l.startTraffic()
 	l.b.drain(l.lb, 1)
 	l.waitServedBy("host 2 drained", l.b.host[0])
-	time.Sleep(time.Second) // requests already sent to host 2 finish
+	// Returns once host 2's instances have drained what was sent to them.
 	l.hosts[1].systemctl("stop", "app.socket")
 	time.Sleep(time.Second)
 	tr.check(l.t, l.b.name+", host 2 drained then stopped", 0, l.b.drainCost)

@@ -1,28 +1,25 @@
 package tests
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unitkit/unitkit/tests/install"
 )
 
 // nodeHerd is a herd whose instances run contrib/node/app.js under the
 // contrib/node drop-in, with the machine's Node.js.
 func nodeHerd(t *testing.T, dropIns ...dropIn) *herd {
 	t.Helper()
-	conf, err := os.ReadFile(filepath.Join("..", "contrib", "node", "node.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHerd(t, append([]dropIn{{"app@.service", "node", string(conf)}}, dropIns...)...)
+	h := newHerd(t, dropIns...)
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatal("node not found: install Node.js 18 or later (Debian: apt-get install nodejs)")
 	}
-	h.must(h.s.CopyFile(filepath.Join("..", "contrib", "node", "app.js"), "/usr/local/lib/app-node/app.js", 0o644))
+	h.must(install.NodeApp(t.Context(), h.s, filepath.Join("..", "contrib", "node")))
 	return h
 }
 

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/unitkit/unitkit/tests/install"
 )
 
 // nodeApp is contrib/node's app, which the benchmark runs both under
@@ -17,17 +18,7 @@ var nodeApp = filepath.Join("contrib", "node", "app.js")
 // figures the PM2 rows are measured with too. It runs last: afterwards the
 // herd runs Node.
 func (b *bench) nodeRows(ctx context.Context) error {
-	conf, err := os.ReadFile(filepath.Join("contrib", "node", "node.conf"))
-	if err != nil {
-		return err
-	}
-	if err := b.s.WriteFile("/etc/systemd/system/app@.service.d/node.conf", conf, 0o644); err != nil {
-		return err
-	}
-	if err := b.s.CopyFile(nodeApp, "/usr/local/lib/app-node/app.js", 0o644); err != nil {
-		return err
-	}
-	if _, err := b.s.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+	if err := install.NodeApp(ctx, b.s, filepath.Dir(nodeApp)); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"scale", "2"}, {"reload"}} {

@@ -1,5 +1,6 @@
 // Package install puts unitkit's binaries and units into a sandbox the way
-// the package does, for the demo and the benchmarks.
+// the package does, and contrib/node's app the way its README does, for the
+// demo, the benchmarks and the scenarios.
 package install
 
 import (
@@ -36,5 +37,20 @@ func Herd(ctx context.Context, s *sandbox.Sandbox, bin, units string) error {
 		return err
 	}
 	_, err = s.Run(ctx, "systemctl", "enable", "--now", "app.socket", "app.target")
+	return err
+}
+
+// NodeApp switches the instances to contrib/node's app, the way its README
+// says: app.js from dir to /usr/local/lib/app-node, node.conf as a drop-in
+// for app@.service, then a daemon-reload. Running instances keep the old
+// program until they are restarted.
+func NodeApp(ctx context.Context, s *sandbox.Sandbox, dir string) error {
+	if err := s.CopyFile(filepath.Join(dir, "app.js"), "/usr/local/lib/app-node/app.js", 0o644); err != nil {
+		return err
+	}
+	if err := s.CopyFile(filepath.Join(dir, "node.conf"), "/etc/systemd/system/app@.service.d/node.conf", 0o644); err != nil {
+		return err
+	}
+	_, err := s.Run(ctx, "systemctl", "daemon-reload")
 	return err
 }
