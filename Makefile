@@ -54,9 +54,10 @@ test: lint
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## lint: gofmt, go vet and staticcheck must all be clean
+## lint: gofmt, go vet and staticcheck must all be clean, and go.mod tidy
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	@sc=$$($(GO) tool -n staticcheck) && for m in $(CONTRIB_MODULES); do \

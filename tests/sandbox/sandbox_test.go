@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/unitkit/unitkit/tests/sandbox"
 )
@@ -33,9 +34,10 @@ func TestSandboxesAreIsolatedAndLeaveNothing(t *testing.T) {
 		}
 		s.MustRun(t, "systemd-run", "--unit=listener", "--service-type=simple",
 			"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:8080", "/bin/cat")
-		s.MustRun(t, "systemctl", "is-active", "listener.service")
-		if out := s.MustRun(t, "ss", "-ltnH", "sport = :8080"); !strings.Contains(out, "127.0.0.1:8080") {
-			t.Errorf("sandbox %s: nothing listening on 8080: %q", s.Name(), out)
+		// A simple service is active once forked, before it has bound
+		// its port: wait for the port itself.
+		if out, ok := waitListening(t, s, "127.0.0.1:8080", 10*time.Second); !ok {
+			t.Errorf("sandbox %s: nothing listening on 8080 after 10s: %q", s.Name(), out)
 		}
 		if _, err := os.Stat(filepath.Join(s.Cgroup(), "system.slice", "listener.service")); err != nil {
 			t.Errorf("sandbox %s: listener.service not in its own cgroup tree: %v", s.Name(), err)
@@ -62,6 +64,23 @@ func TestSandboxesAreIsolatedAndLeaveNothing(t *testing.T) {
 		if strings.Contains(string(mounts), "/"+s.Name()+" ") {
 			t.Errorf("sandbox %s: its files are still mounted on the host", s.Name())
 		}
+	}
+}
+
+// waitListening polls ss until something listens on addr in s, or timeout
+// passes; it returns what ss printed last.
+func waitListening(t *testing.T, s *sandbox.Sandbox, addr string, timeout time.Duration) (string, bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := s.MustRun(t, "ss", "-ltnH", "sport = :"+addr[strings.LastIndex(addr, ":")+1:])
+		if strings.Contains(out, addr) {
+			return out, true
+		}
+		if time.Now().After(deadline) {
+			return out, false
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
