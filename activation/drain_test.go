@@ -4,10 +4,12 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/unitkit/unitkit/activation"
 	"github.com/unitkit/unitkit/internal/loadtest"
 )
 
@@ -20,17 +22,24 @@ func TestRollingRestartDropsNothing(t *testing.T) {
 	}
 	for _, keepAlive := range []bool{false, true} {
 		name := map[bool]string{false: "fresh connections", true: "keep-alive"}[keepAlive]
-		t.Run(name, func(t *testing.T) { testRollingRestart(t, keepAlive) })
+		t.Run(name, func(t *testing.T) { testRollingRestart(t, keepAlive, false) })
 	}
+	// Instances that accept with Go's own loop (as any program that is not
+	// built on this package does, Node included) and exclusive ones share
+	// the socket without a failed request.
+	t.Run("mixed accept modes", func(t *testing.T) { testRollingRestart(t, false, true) })
 }
 
-func testRollingRestart(t *testing.T, keepAlive bool) {
+func testRollingRestart(t *testing.T, keepAlive, mixed bool) {
 	const instances, rounds = 3, 2
 	sock, addr := tcpSocket(t)
 	start := func(slot int) *worker {
+		env := []string{"INSTANCE=" + strconv.Itoa(slot)}
+		if mixed && slot%2 == 1 {
+			env = append(env, "ACCEPT_MODE="+activation.AcceptShared)
+		}
 		w := startWorker(t, workerSpec{
-			files: []*os.File{sock}, names: []string{"app.socket"},
-			env: []string{"INSTANCE=" + strconv.Itoa(slot)},
+			files: []*os.File{sock}, names: []string{"app.socket"}, env: env,
 		})
 		w.rec.waitCount(t, "READY=1", 1, 10*time.Second)
 		return w
@@ -83,4 +92,46 @@ func inFlightAtDrain(t *testing.T, stderr string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// With exclusive accepting (the default), idle instances sharing a socket
+// take new connections in turn: one client sending request after request,
+// each on a new connection, reaches every instance about equally often.
+// Shared accepting is only required to reach every instance. Each worker
+// logs the accept mode it runs.
+func TestExclusiveAcceptTakesTurns(t *testing.T) {
+	for _, mode := range []string{activation.AcceptExclusive, activation.AcceptShared} {
+		t.Run(mode, func(t *testing.T) {
+			const instances, requests = 3, 300
+			sock, addr := tcpSocket(t)
+			var workers []*worker
+			for k := range instances {
+				w := startWorker(t, workerSpec{
+					files: []*os.File{sock}, names: []string{"app.socket"},
+					env: []string{"INSTANCE=" + strconv.Itoa(k), "ACCEPT_MODE=" + mode},
+				})
+				w.rec.waitCount(t, "READY=1", 1, 10*time.Second)
+				workers = append(workers, w)
+			}
+			for _, w := range workers {
+				if !strings.Contains(w.stderr.String(), "accept="+mode) {
+					t.Errorf("worker does not log accept=%s:\n%s", mode, w.stderr.String())
+				}
+			}
+			l := loadtest.New(loadtest.Config{URL: "http://" + addr})
+			for range requests {
+				l.One("/")
+			}
+			r := l.Stop()
+			t.Logf("%s: %d requests, per instance %v", mode, r.Total, r.ByInstance)
+			if r.Failed != 0 || len(r.ByInstance) != instances {
+				t.Fatalf("%d failed, %d of %d instances served: %v", r.Failed, len(r.ByInstance), instances, r.Errors)
+			}
+			for name, n := range r.ByInstance {
+				if mode == activation.AcceptExclusive && n < requests/instances/3 {
+					t.Errorf("instance %s served %d of %d requests; idle instances should take turns", name, n, requests)
+				}
+			}
+		})
+	}
 }

@@ -96,6 +96,47 @@ func parseWatchdog(env lookupFunc, pid int) (time.Duration, error) {
 	return time.Duration(n) * time.Microsecond, nil
 }
 
+// maxKeepAliveRequests and maxKeepAliveTime bound KEEPALIVE_REQUESTS and
+// KEEPALIVE_TIME against typos.
+const (
+	maxKeepAliveRequests = 1_000_000_000
+	maxKeepAliveTime     = 24 * time.Hour
+)
+
+// parseKeepAlive reads $KEEPALIVE_REQUESTS (a count) and $KEEPALIVE_TIME
+// (a Go duration); 0 turns a bound off, unset keeps def's.
+func parseKeepAlive(env lookupFunc, def keepAliveLimits) (keepAliveLimits, error) {
+	k := def
+	if v, ok := env("KEEPALIVE_REQUESTS"); ok && v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > maxKeepAliveRequests || strings.HasPrefix(v, "+") {
+			return k, fmt.Errorf("KEEPALIVE_REQUESTS=%q: want a number of requests from 0 (no bound) to %d, e.g. 1000", v, maxKeepAliveRequests)
+		}
+		k.requests = n
+	}
+	if v, ok := env("KEEPALIVE_TIME"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxKeepAliveTime {
+			return k, fmt.Errorf("KEEPALIVE_TIME=%q: want a duration from 0 (no bound) to %s, e.g. 1m", v, maxKeepAliveTime)
+		}
+		k.age = d
+	}
+	return k, nil
+}
+
+// parseAcceptMode reads $ACCEPT_MODE: how socket-activated listeners wait
+// for connections (AcceptExclusive or AcceptShared).
+func parseAcceptMode(env lookupFunc) (string, error) {
+	v, ok := env("ACCEPT_MODE")
+	if !ok || v == "" {
+		return AcceptExclusive, nil
+	}
+	if v != AcceptExclusive && v != AcceptShared {
+		return "", fmt.Errorf("ACCEPT_MODE=%q: want %q (one idle instance woken per connection) or %q (Go's accept loop)", v, AcceptExclusive, AcceptShared)
+	}
+	return v, nil
+}
+
 // listenEnv is what systemd passes to a socket-activated process.
 type listenEnv struct {
 	fds   int      // number of descriptors from fd 3 on; 0 if not activated

@@ -70,6 +70,49 @@ func TestParseDrainTimeout(t *testing.T) {
 	}
 }
 
+func TestParseKeepAlive(t *testing.T) {
+	def := keepAliveLimits{requests: DefaultKeepAliveRequests, age: DefaultKeepAliveTime}
+	for _, tc := range []struct {
+		env     []string
+		want    keepAliveLimits
+		wantErr string
+	}{
+		{nil, def, ""},
+		{[]string{"KEEPALIVE_REQUESTS", "100"}, keepAliveLimits{100, DefaultKeepAliveTime}, ""},
+		{[]string{"KEEPALIVE_REQUESTS", "0", "KEEPALIVE_TIME", "0"}, keepAliveLimits{}, ""},
+		{[]string{"KEEPALIVE_TIME", "90s"}, keepAliveLimits{DefaultKeepAliveRequests, 90 * time.Second}, ""},
+		{[]string{"KEEPALIVE_REQUESTS", "-1"}, def, "KEEPALIVE_REQUESTS"},
+		{[]string{"KEEPALIVE_REQUESTS", "+5"}, def, "KEEPALIVE_REQUESTS"},
+		{[]string{"KEEPALIVE_REQUESTS", "lots"}, def, "KEEPALIVE_REQUESTS"},
+		{[]string{"KEEPALIVE_REQUESTS", "2000000000"}, def, "KEEPALIVE_REQUESTS"},
+		{[]string{"KEEPALIVE_TIME", "60"}, def, "KEEPALIVE_TIME"},
+		{[]string{"KEEPALIVE_TIME", "-1s"}, def, "KEEPALIVE_TIME"},
+		{[]string{"KEEPALIVE_TIME", "25h"}, def, "KEEPALIVE_TIME"},
+	} {
+		got, err := parseKeepAlive(envOf(tc.env...), def)
+		if !errMatches(err, tc.wantErr) || (err == nil && got != tc.want) {
+			t.Errorf("%q: got %+v, %v; want %+v, error containing %q", tc.env, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseAcceptMode(t *testing.T) {
+	for _, tc := range []struct {
+		v, want, wantErr string
+	}{
+		{"", AcceptExclusive, ""},
+		{"exclusive", AcceptExclusive, ""},
+		{"shared", AcceptShared, ""},
+		{"Shared", "", "ACCEPT_MODE"},
+		{"reuseport", "", "ACCEPT_MODE"},
+	} {
+		got, err := parseAcceptMode(envOf("ACCEPT_MODE", tc.v))
+		if !errMatches(err, tc.wantErr) || got != tc.want {
+			t.Errorf("ACCEPT_MODE=%q: got %q, %v", tc.v, got, err)
+		}
+	}
+}
+
 func TestParseWatchdog(t *testing.T) {
 	for _, tc := range []struct {
 		env     []string

@@ -79,6 +79,16 @@ func New(opts ...Option) (*Instance, error) {
 		}
 		cfg.drainTimeout = d
 	}
+	if cfg.keepAlive == nil {
+		k, err := parseKeepAlive(osEnv, keepAliveLimits{requests: DefaultKeepAliveRequests, age: DefaultKeepAliveTime})
+		if err != nil {
+			return nil, fmt.Errorf("activation: %w", err)
+		}
+		cfg.keepAlive = &k
+	}
+	if _, err := parseAcceptMode(osEnv); err != nil { // read again by Listeners
+		return nil, fmt.Errorf("activation: %w", err)
+	}
 	wd, err := parseWatchdog(osEnv, os.Getpid())
 	if err != nil {
 		return nil, fmt.Errorf("activation: %w", err)
@@ -195,6 +205,8 @@ func (i *Instance) wrap(h http.Handler) http.Handler {
 			// response so the client's next request reaches another
 			// instance instead of racing our exit.
 			w.Header().Set("Connection", "close")
+		} else if i.cfg.keepAlive.last(r) {
+			w.Header().Set("Connection", "close") // reconnect: spread over the instances
 		}
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {

@@ -152,7 +152,8 @@ func TestWarmupFailureIsNotReady(t *testing.T) {
 
 // Bad environment stops the worker before it listens, naming the variable.
 func TestBadEnvironmentIsRejected(t *testing.T) {
-	for _, env := range []string{"DRAIN_TIMEOUT=forever", "LOG_LEVEL=loud", "INSTANCE=a b", "PORT=99999"} {
+	for _, env := range []string{"DRAIN_TIMEOUT=forever", "LOG_LEVEL=loud", "INSTANCE=a b", "PORT=99999",
+		"ACCEPT_MODE=fast", "KEEPALIVE_REQUESTS=-1", "KEEPALIVE_TIME=forever"} {
 		w := startWorker(t, workerSpec{env: []string{env}})
 		name := strings.SplitN(env, "=", 2)[0]
 		if code := w.wait(t, 10*time.Second); code == 0 || !strings.Contains(w.stderr.String(), name) {

@@ -52,8 +52,12 @@ func Listeners(ctx context.Context, name, addr string) ([]net.Listener, bool, er
 	for fd := 3; fd < 3+le.fds; fd++ {
 		_ = syscall.SetNonblock(fd, true)
 	}
+	mode, err := parseAcceptMode(osEnv)
+	if err != nil {
+		return nil, true, fmt.Errorf("listeners: %w", err)
+	}
 	files := sdactivation.Files(true)
-	lns, err := pickListeners(files, name)
+	lns, err := pickListeners(files, name, mode)
 	for _, f := range files {
 		f.Close() // net.FileListener holds its own duplicate
 	}
@@ -84,8 +88,8 @@ func listenOwn(ctx context.Context, addr string) (net.Listener, error) {
 }
 
 // pickListeners turns the passed files named name (see Listeners) into
-// listeners.
-func pickListeners(files []*os.File, name string) ([]net.Listener, error) {
+// listeners that accept the way mode says.
+func pickListeners(files []*os.File, name, mode string) ([]net.Listener, error) {
 	var names []string
 	for _, f := range files {
 		if !slices.Contains(names, f.Name()) {
@@ -105,7 +109,10 @@ func pickListeners(files []*os.File, name string) ([]net.Listener, error) {
 		}
 		ln, err := net.FileListener(f)
 		if err != nil {
-			return lns, fmt.Errorf("socket %q (fd %d) is not a listening stream socket: %w", name, f.Fd(), err)
+			return lns, fmt.Errorf("socket %q is not a listening stream socket: %w", name, err)
+		}
+		if mode == AcceptExclusive {
+			ln = exclusive(f, ln)
 		}
 		lns = append(lns, ln)
 	}
@@ -113,4 +120,20 @@ func pickListeners(files []*os.File, name string) ([]net.Listener, error) {
 		return nil, fmt.Errorf("no socket named %q among %q; set FileDescriptorName= in the socket unit or pick another name", name, names)
 	}
 	return lns, nil
+}
+
+// exclusive returns an exclusiveListener on f's socket in place of ln, or
+// ln itself where the kernel lacks EPOLLEXCLUSIVE (before Linux 4.5).
+func exclusive(f *os.File, ln net.Listener) net.Listener {
+	raw, err := f.SyscallConn() // not f.Fd(): that would clear O_NONBLOCK, shared by every instance
+	if err != nil {
+		return ln
+	}
+	var el *exclusiveListener
+	_ = raw.Control(func(fd uintptr) { el, err = newExclusiveListener(int(fd), ln.Addr()) })
+	if err != nil || el == nil {
+		return ln
+	}
+	ln.Close() // Go's netpoller would wake this process for every connection
+	return el
 }

@@ -55,6 +55,7 @@ type config struct {
 	notifier       *Notifier
 	tuneServer     func(*http.Server)
 	handleSignals  bool
+	keepAlive      *keepAliveLimits // nil: from the environment
 }
 
 func defaultConfig() config {
@@ -211,6 +212,21 @@ func WithNotifier(n *Notifier) Option {
 // timeouts. fn must not replace Handler, ConnState or ConnContext.
 func WithServer(fn func(*http.Server)) Option {
 	return func(c *config) error { c.tuneServer = fn; return nil }
+}
+
+// WithKeepAliveLimits bounds what one client connection may carry: after
+// requests requests, or once it is older than age, the response carries
+// "Connection: close" and the client reconnects, possibly to another
+// instance. Zero turns a bound off. It overrides $KEEPALIVE_REQUESTS,
+// $KEEPALIVE_TIME, DefaultKeepAliveRequests and DefaultKeepAliveTime.
+func WithKeepAliveLimits(requests int, age time.Duration) Option {
+	return func(c *config) error {
+		if requests < 0 || requests > maxKeepAliveRequests || age < 0 || age > maxKeepAliveTime {
+			return fmt.Errorf("keep-alive limits %d requests, %s: want 0 to %d requests and 0 to %s", requests, age, maxKeepAliveRequests, maxKeepAliveTime)
+		}
+		c.keepAlive = &keepAliveLimits{requests: int64(requests), age: age}
+		return nil
+	}
 }
 
 // WithoutSignals stops the instance from handling SIGTERM, SIGINT and

@@ -73,7 +73,8 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	}
 	i.health.set(i.checkHealth(i.healthInterval()))
 	i.setState(stateReady)
-	i.log.Info("ready", "addresses", addrs(lns), "watchdog", i.watchdog, "drain_timeout", i.cfg.drainTimeout)
+	i.log.Info("ready", "addresses", addrs(lns), "accept", acceptMode(lns), "watchdog", i.watchdog,
+		"drain_timeout", i.cfg.drainTimeout, "keepalive_requests", i.cfg.keepAlive.requests, "keepalive_time", i.cfg.keepAlive.age)
 	i.logErr("notify ready", i.notify.Ready(i.statusLine()))
 
 	cause := i.run(ctx, sigs, serveErr)
@@ -142,7 +143,7 @@ func (i *Instance) newServer(h http.Handler) *http.Server {
 		if userCtx != nil {
 			ctx = userCtx(ctx, c)
 		}
-		return markCanary(ctx, c)
+		return withConnUse(markCanary(ctx, c), c)
 	}
 	return srv
 }
@@ -247,4 +248,15 @@ func closeAll(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
+}
+
+// acceptMode names how lns accept: AcceptExclusive when every one of them
+// is an exclusiveListener, AcceptShared otherwise.
+func acceptMode(lns []net.Listener) string {
+	for _, ln := range lns {
+		if _, ok := ln.(*exclusiveListener); !ok {
+			return AcceptShared
+		}
+	}
+	return AcceptExclusive
 }

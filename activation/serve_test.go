@@ -88,6 +88,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{activation.WithHealthInterval(0), "health interval"},
 		{activation.WithListeners(), "at least one"},
 		{activation.WithHealthCheck("", nil), "name"},
+		{activation.WithKeepAliveLimits(-1, 0), "keep-alive"},
+		{activation.WithKeepAliveLimits(0, -time.Second), "keep-alive"},
 	} {
 		if _, err := activation.New(tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want error containing %q", err, tc.want)

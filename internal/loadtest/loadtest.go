@@ -99,6 +99,14 @@ func (l *Load) Run(n int, path string) {
 	}
 }
 
+// One sends a single request to path from the calling goroutine and
+// counts it like the clients' requests.
+func (l *Load) One(path string) {
+	c := l.client()
+	defer c.CloseIdleConnections()
+	l.one(c, path)
+}
+
 func (l *Load) client() *http.Client {
 	tr := &http.Transport{DisableKeepAlives: !l.cfg.KeepAlive, MaxIdleConnsPerHost: 1}
 	if l.cfg.Dial != nil {
