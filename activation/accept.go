@@ -13,14 +13,19 @@ import (
 
 // Accept modes ($ACCEPT_MODE), for the sockets systemd passes.
 const (
+	// AcceptShared uses Go's own accept loop: every instance's netpoller
+	// wakes for every new connection and all but one find nothing. The
+	// default.
+	AcceptShared = "shared"
 	// AcceptExclusive waits for connections with EPOLLEXCLUSIVE on a
 	// thread of its own, so that the kernel wakes one idle instance per
 	// new connection instead of all of them, and an instance that has just
-	// accepted queues behind the others. The default.
+	// accepted queues behind the others: connections spread evenly. The
+	// waiting thread keeps the process's Go scheduler slot (P) until the
+	// runtime's monitor takes it back, 20µs to 10ms later; with one CPU
+	// per instance nothing else runs meanwhile, which costs throughput and
+	// tail latency (docs/decisions.md has the measurements).
 	AcceptExclusive = "exclusive"
-	// AcceptShared uses Go's own accept loop: every instance's netpoller
-	// wakes for every new connection and all but one find nothing.
-	AcceptShared = "shared"
 )
 
 // exclusiveListener accepts from a listening socket shared with other

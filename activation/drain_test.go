@@ -24,9 +24,9 @@ func TestRollingRestartDropsNothing(t *testing.T) {
 		name := map[bool]string{false: "fresh connections", true: "keep-alive"}[keepAlive]
 		t.Run(name, func(t *testing.T) { testRollingRestart(t, keepAlive, false) })
 	}
-	// Instances that accept with Go's own loop (as any program that is not
-	// built on this package does, Node included) and exclusive ones share
-	// the socket without a failed request.
+	// Instances that accept exclusively and ones that use Go's own loop
+	// (as any program not built on this package does, Node included)
+	// share the socket without a failed request.
 	t.Run("mixed accept modes", func(t *testing.T) { testRollingRestart(t, false, true) })
 }
 
@@ -36,7 +36,7 @@ func testRollingRestart(t *testing.T, keepAlive, mixed bool) {
 	start := func(slot int) *worker {
 		env := []string{"INSTANCE=" + strconv.Itoa(slot)}
 		if mixed && slot%2 == 1 {
-			env = append(env, "ACCEPT_MODE="+activation.AcceptShared)
+			env = append(env, "ACCEPT_MODE="+activation.AcceptExclusive)
 		}
 		w := startWorker(t, workerSpec{
 			files: []*os.File{sock}, names: []string{"app.socket"}, env: env,
@@ -94,7 +94,7 @@ func inFlightAtDrain(t *testing.T, stderr string) int {
 	return n
 }
 
-// With exclusive accepting (the default), idle instances sharing a socket
+// With exclusive accepting, idle instances sharing a socket
 // take new connections in turn: one client sending request after request,
 // each on a new connection, reaches every instance about equally often.
 // Shared accepting is only required to reach every instance. Each worker

@@ -100,7 +100,7 @@ func TestParseAcceptMode(t *testing.T) {
 	for _, tc := range []struct {
 		v, want, wantErr string
 	}{
-		{"", AcceptExclusive, ""},
+		{"", AcceptShared, ""},
 		{"exclusive", AcceptExclusive, ""},
 		{"shared", AcceptShared, ""},
 		{"Shared", "", "ACCEPT_MODE"},

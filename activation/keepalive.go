@@ -13,7 +13,7 @@ import (
 const (
 	// DefaultKeepAliveRequests is how many requests one connection may
 	// carry before its response says "Connection: close".
-	DefaultKeepAliveRequests = 1000
+	DefaultKeepAliveRequests = 100
 	// DefaultKeepAliveTime is how long one connection may be reused.
 	DefaultKeepAliveTime = time.Minute
 )

@@ -33,6 +33,7 @@ type options struct {
 	units    string
 	out      string
 	pm2      bool
+	wrk      bool
 }
 
 func main() {
@@ -44,6 +45,7 @@ func main() {
 	flag.StringVar(&o.units, "units", "unit", "directory with the unit files")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the JSON results")
 	flag.BoolVar(&o.pm2, "pm2", true, "also measure PM2 "+pm2Version+" (installed from npm into the user cache directory)")
+	flag.BoolVar(&o.wrk, "wrk", true, "also measure with Debian's wrk, a load generator written elsewhere")
 	flag.Parse()
 	if flag.NArg() > 0 || o.runs < 1 || o.duration < 100*time.Millisecond || o.clients < 1 {
 		fmt.Fprintln(os.Stderr, "bench: usage: bench [-runs N>=1] [-duration D>=100ms] [-clients N>=1] [-bin DIR] [-units DIR] [-out DIR]")
@@ -78,7 +80,7 @@ func run(o options) error {
 	if err := install.Herd(ctx, s, o.bin, o.units); err != nil {
 		return err
 	}
-	b := &bench{s: s, o: o, pm2Bin: pm2Bin}
+	b := &bench{s: s, o: o, pm2Bin: pm2Bin, useWrk: o.wrk}
 	if err := b.all(ctx); err != nil {
 		return err
 	}

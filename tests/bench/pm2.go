@@ -67,6 +67,7 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 		r := b.load(pm2URL, "/work?ms=2", false)
 		p99, skews = append(p99, ms(r.Percentile(0.99))), append(skews, skew(r, 2))
 	}
+	b.pm2Work = p99
 	b.add(newRow("PM2 p99 latency, 2 workers, /work?ms=2, fresh connections", "ms", p99, "", "", nil))
 	b.add(newRow("PM2 balance, 2 workers, /work?ms=2, fresh connections", "ratio", skews, "", "", nil))
 	if err := b.pm2Reload(ctx); err != nil {

@@ -76,6 +76,10 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.1f MiB", v)
 	case "count":
 		return fmt.Sprintf("%.0f", v)
+	case "per":
+		return fmt.Sprintf("%.2f", v)
+	case "share":
+		return fmt.Sprintf("%.0f%%", 100*v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }
