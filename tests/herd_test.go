@@ -222,3 +222,20 @@ func (w *lockedWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// waitJournal waits until unit's "ready" record carries field (as
+// NAME=value), and fails the test after 10 s.
+func (h *herd) waitJournal(unit, field string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		export := h.s.Journal("-u", unit, "-o", "export", "MESSAGE=ready")
+		if strings.Contains(export, "\n"+field+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s logged no ready record with %s within 10s:\n%s", unit, field, export)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -11,10 +11,22 @@ import (
 
 // Every instance is restarted, one after the other and twice over, while
 // clients with fresh connections and with keep-alive connections keep
-// sending: not one request may fail.
+// sending: not one request may fail, with either accept mode. Keep-alive
+// connections end at their request bound (KEEPALIVE_REQUESTS, 100 by
+// default) all along, between requests.
 func TestRollingRestartUnderLoad(t *testing.T) {
+	for _, mode := range []string{"shared", "exclusive"} {
+		t.Run("ACCEPT_MODE="+mode, func(t *testing.T) { testRollingRestart(t, mode) })
+	}
+}
+
+func testRollingRestart(t *testing.T, acceptMode string) {
 	h := newHerd(t)
+	if err := h.s.WriteFile("/etc/default/app", []byte("ACCEPT_MODE="+acceptMode+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h.systemctl(append([]string{"start"}, instances(1, 4)...)...)
+	h.waitJournal("app@1.service", "ACCEPT="+acceptMode)
 	stopWatch := h.watchSocket()
 	fresh, kept, slow := h.load(false), h.load(true), h.load(false)
 	fresh.Run(16, "/")
