@@ -12,6 +12,13 @@
 //     $LISTEN_FDNAMES), or listens on $LISTEN_ADDR, $PORT or :8080 when run
 //     outside systemd, so the same binary works in a terminal, a container
 //     or Kubernetes;
+//   - it accepts with Go's own loop, or with $ACCEPT_MODE=exclusive so
+//     that the kernel wakes one idle instance per connection, in turn
+//     (an even spread, at some cost in throughput and tail latency);
+//   - it bounds what one keep-alive connection carries
+//     ($KEEPALIVE_REQUESTS, default 100; $KEEPALIVE_TIME, default 1m):
+//     the response that reaches a bound says "Connection: close", so
+//     long-lived clients reconnect and spread over the instances;
 //   - it runs an optional warm-up hook, then sends READY=1;
 //   - it keeps STATUS= current (requests served, in flight, draining), as
 //     shown by systemctl status;
