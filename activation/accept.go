@@ -57,6 +57,7 @@ type exclusiveListener struct {
 
 	mu       sync.Mutex // held by Accept while it uses the descriptors
 	accepted bool       // accepted since the socket was last registered
+	events   [2]unix.EpollEvent
 }
 
 // newExclusiveListener takes a duplicate of the listening socket fd and
@@ -111,7 +112,6 @@ func (l *exclusiveListener) requeue() error {
 func (l *exclusiveListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	events := make([]unix.EpollEvent, 2)
 	for {
 		if l.closed.Load() {
 			return nil, l.opError(net.ErrClosed)
@@ -134,7 +134,7 @@ func (l *exclusiveListener) Accept() (net.Conn, error) {
 			}
 			l.accepted = false
 		}
-		if _, err := unix.EpollWait(l.epfd, events, -1); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.EpollWait(l.epfd, l.events[:], -1); err != nil && !errors.Is(err, unix.EINTR) {
 			return nil, l.opError(os.NewSyscallError("epoll_wait", err))
 		}
 	}
