@@ -35,11 +35,21 @@ func serveInProcess(t *testing.T, h http.Handler, opts ...activation.Option) str
 			t.Error(err)
 		}
 	})
+	waitReady(t, inst)
+	return "http://" + ln.Addr().String()
+}
+
+// waitReady waits until inst reports itself ready, and fails the test
+// after 5 s.
+func waitReady(t *testing.T, inst *activation.Instance) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for inst.Stats().State != "ready" && time.Now().Before(deadline) {
+	for inst.Stats().State != "ready" {
+		if time.Now().After(deadline) {
+			t.Fatalf("instance not ready after 5s: %s", inst.Stats().State)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return "http://" + ln.Addr().String()
 }
 
 // remoteAddr answers with the client's address, which names its connection.
@@ -81,11 +91,11 @@ func TestKeepAliveRequestsBound(t *testing.T) {
 // A keep-alive connection older than the age bound is closed after its
 // next response, not while it is idle or busy.
 func TestKeepAliveTimeBound(t *testing.T) {
-	url := serveInProcess(t, remoteAddr, activation.WithKeepAliveLimits(0, 100*time.Millisecond))
+	url := serveInProcess(t, remoteAddr, activation.WithKeepAliveLimits(0, time.Second))
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	defer c.CloseIdleConnections()
 	var closes []bool
-	for _, pause := range []time.Duration{0, 0, 150 * time.Millisecond, 0} {
+	for _, pause := range []time.Duration{0, 0, 1200 * time.Millisecond, 0} {
 		time.Sleep(pause)
 		resp, err := c.Post(url+"/", "text/plain", http.NoBody)
 		if err != nil {

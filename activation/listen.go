@@ -130,8 +130,7 @@ func exclusive(f *os.File, ln net.Listener) net.Listener {
 		return ln
 	}
 	var el *exclusiveListener
-	_ = raw.Control(func(fd uintptr) { el, err = newExclusiveListener(int(fd), ln.Addr()) })
-	if err != nil || el == nil {
+	if cerr := raw.Control(func(fd uintptr) { el, err = newExclusiveListener(int(fd), ln.Addr()) }); cerr != nil || err != nil {
 		return ln
 	}
 	ln.Close() // Go's netpoller would wake this process for every connection

@@ -45,10 +45,7 @@ func TestServeInProcess(t *testing.T) {
 		done <- inst.Serve(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	}()
 	url := "http://" + ln.Addr().String()
-	deadline := time.Now().Add(5 * time.Second)
-	for inst.Stats().State != "ready" && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitReady(t, inst)
 	resp, body := get(t, url+"/readyz")
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /readyz: %s %s", resp.Status, body)

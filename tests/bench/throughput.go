@@ -153,7 +153,8 @@ func (b *bench) throughputRows(v variant, n int, keepAlive bool, gen string, her
 		genCPU = append(genCPU, herd[k].genCPU)
 		errs += float64(herd[k].errors)
 	}
-	ref := fmt.Sprintf("plain process %s, p99 %s", format(median(rpsOf(plain)), "rps"), format(median(p99Of(plain)), "ms"))
+	ref := fmt.Sprintf("plain process %s, p99 %s", format(median(each(plain, func(x sample) float64 { return x.rps })), "rps"),
+		format(median(each(plain, func(x sample) float64 { return x.p99 })), "ms"))
 	target, goal := ratioTarget(n, v)
 	b.add(newRow("throughput ratio to one plain process, "+tag, "ratio", ratio, ref, target, goal))
 	b.add(newRow("p99 latency, "+tag, "ms", p99, "", "", nil))
@@ -264,18 +265,11 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func rpsOf(s []sample) []float64 {
-	var v []float64
-	for _, x := range s {
-		v = append(v, x.rps)
-	}
-	return v
-}
-
-func p99Of(s []sample) []float64 {
-	var v []float64
-	for _, x := range s {
-		v = append(v, x.p99)
+// each collects one figure of every sample.
+func each(s []sample, figure func(sample) float64) []float64 {
+	v := make([]float64, len(s))
+	for k, x := range s {
+		v[k] = figure(x)
 	}
 	return v
 }

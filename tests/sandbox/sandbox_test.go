@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,8 @@ func waitListening(t *testing.T, s *sandbox.Sandbox, addr string, timeout time.D
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		out := s.MustRun(t, "ss", "-ltnH", "sport = :"+addr[strings.LastIndex(addr, ":")+1:])
+		_, port, _ := net.SplitHostPort(addr)
+		out := s.MustRun(t, "ss", "-ltnH", "sport = :"+port)
 		if strings.Contains(out, addr) {
 			return out, true
 		}
