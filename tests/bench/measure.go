@@ -20,9 +20,6 @@ type bench struct {
 	pm2Bin string // pm2 command, "" to skip the PM2 reference
 	useWrk bool   // also measure with Debian's wrk
 	rows   []row
-
-	workP99 map[int][]float64 // the herd's /work?ms=2 p99 runs by instance count, for againstPM2
-	pm2Work []float64         // PM2's, likewise
 }
 
 const (
@@ -91,43 +88,6 @@ func skew(r loadtest.Result, instances int) float64 {
 }
 
 func median(v []float64) float64 { return newRow("", "", v, "", "", nil).Median }
-
-// cpuBound measures balance and p99 under CPU-bound requests.
-func (b *bench) cpuBound(ctx context.Context) error {
-	b.workP99 = map[int][]float64{}
-	for _, n := range []int{2, 4} {
-		if err := b.configure(ctx, n, shipped); err != nil {
-			return err
-		}
-		var p99, skews []float64
-		for range b.o.runs {
-			r := b.load(herdURL, "/work?ms=2", false)
-			p99, skews = append(p99, ms(r.Percentile(0.99))), append(skews, skew(r, n))
-		}
-		b.workP99[n] = p99
-		tag := fmt.Sprintf("%d instances, /work?ms=2, fresh connections", n)
-		b.add(newRow("p99 latency, "+tag, "ms", p99, "", "", nil))
-		b.add(newRow("balance, "+tag, "ratio", skews, "", "≤ 1.1", func(v float64) bool { return v > 0 && v <= 1.1 }))
-	}
-	return nil
-}
-
-// againstPM2 compares the herd's CPU-bound p99 with PM2's from this run.
-func (b *bench) againstPM2(context.Context) error {
-	if len(b.pm2Work) == 0 {
-		return nil
-	}
-	pm2 := median(b.pm2Work)
-	for _, n := range []int{2, 4} {
-		var ratio []float64
-		for _, v := range b.workP99[n] {
-			ratio = append(ratio, v/pm2)
-		}
-		b.add(newRow(fmt.Sprintf("p99 latency, %d instances, /work?ms=2, over PM2's with 2 workers", n), "ratio", ratio,
-			"PM2 "+format(pm2, "ms"), "≤ 1.0", func(v float64) bool { return v <= 1.0 }))
-	}
-	return nil
-}
 
 // reload measures failed requests and tail latency during appctl reload,
 // as the herd ran before keep-alive connections were bounded and as it

@@ -41,7 +41,8 @@ func (b *bench) pm2(ctx context.Context, args ...string) (time.Duration, string,
 	return time.Since(start), out, err
 }
 
-// pm2Rows measures the PM2 reference: balance, reload, scale and memory.
+// pm2Rows measures the PM2 reference: balance, reload, scale and memory
+// (CPU-bound latency is measured against the herd's, in cpubound.go).
 func (b *bench) pm2Rows(ctx context.Context) error {
 	if b.pm2Bin == "" {
 		return nil
@@ -62,14 +63,6 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 		b.add(newRow("PM2 "+pm2Version+" cluster, 2 Node workers, requests per second, "+mode(keepAlive), "rps", rps, "", "", nil))
 		b.add(newRow("PM2 balance (busiest/idlest worker), 2 workers, "+mode(keepAlive), "ratio", skews, "", "", nil))
 	}
-	var p99, skews []float64
-	for range b.o.runs {
-		r := b.load(pm2URL, "/work?ms=2", false)
-		p99, skews = append(p99, ms(r.Percentile(0.99))), append(skews, skew(r, 2))
-	}
-	b.pm2Work = p99
-	b.add(newRow("PM2 p99 latency, 2 workers, /work?ms=2, fresh connections", "ms", p99, "", "", nil))
-	b.add(newRow("PM2 balance, 2 workers, /work?ms=2, fresh connections", "ratio", skews, "", "", nil))
 	if err := b.pm2Reload(ctx); err != nil {
 		return err
 	}
