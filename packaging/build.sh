@@ -58,6 +58,13 @@ for s in deb/postinst deb/prerm deb/postrm rpm/post rpm/preun rpm/postun; do
 	chmod 0755 "$STAGE/$s"
 done
 cp packaging/doc/copyright "$STAGE/copyright"
+# The Node package (contrib/node) as npm packs it: package.json and the
+# files its "files" field lists. Node apps use it from /usr/lib/$APP/node.
+mkdir -p "$STAGE/node"
+for f in package.json index.js preload.js lib; do
+	[ -e "contrib/node/$f" ] || die "contrib/node/$f is missing"
+	cp -R "contrib/node/$f" "$STAGE/node/"
+done
 date=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
 printf '%s (%s-1) unstable; urgency=medium\n\n  * unitkit %s.\n\n -- unitkit maintainers <maintainers@unitkit.invalid>  %s\n' \
 	"$APP" "$VERSION" "$VERSION" "$date" | gzip -9n >"$STAGE/changelog.gz"
