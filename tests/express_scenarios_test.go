@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unitkit/unitkit/internal/loadtest"
+	"github.com/unitkit/unitkit/tests/install"
+)
+
+// expressDir is the Express example, with its node_modules from npm ci.
+var expressDir = filepath.Join("..", "contrib", "express")
+
+// nodePackage is where the packages install contrib/node for "app".
+const nodePackage = "/usr/lib/app/node"
+
+// expressHerd is a herd whose instances run contrib/express's app.js (the
+// Express app through the unitkit package), installed the way its README
+// says, with the Node package where the .deb puts it.
+func expressHerd(t *testing.T, dropIns ...dropIn) *herd {
+	t.Helper()
+	needExpress(t)
+	h := newHerd(t, dropIns...)
+	h.must(install.Tree(t.Context(), h.s, filepath.Join("..", "contrib", "node"), nodePackage))
+	h.must(install.Tree(t.Context(), h.s, expressDir, "/usr/local/lib/express-app"))
+	h.must(h.s.WriteFile("/etc/systemd/system/app@.service.d/express.conf", []byte(`[Service]
+ExecStart=
+ExecStart=/usr/bin/node /usr/local/lib/express-app/app.js
+# The package notifies through systemd-notify, a child of node.
+NotifyAccess=all
+# V8's JIT needs memory that is writable, then executable.
+MemoryDenyWriteExecute=no
+`), 0o644))
+	h.systemctl("daemon-reload")
+	return h
+}
+
+// needExpress fails the test when the Express app cannot run here.
+func needExpress(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(expressDir, "node_modules", "express")); err != nil {
+		t.Fatalf("contrib/express has no node_modules/express: run npm ci in contrib/express (.ci/run does)")
+	}
+}
+
+// loadOn is h.load against another port of the sandbox.
+func (h *herd) loadOn(port string, keepAlive bool) *loadtest.Load {
+	return loadtest.New(loadtest.Config{URL: "http://127.0.0.1:" + port, Dial: h.s.DialContext, KeepAlive: keepAlive})
+}
+
+// reloadUnderLoad runs fresh, keep-alive and long requests against port
+// across two appctl reloads, and checks that none failed and that every
+// one of the n instances was replaced without restarting on its own.
+func (h *herd) reloadUnderLoad(what, port string, n int) {
+	h.t.Helper()
+	fresh, kept, slow := h.loadOn(port, false), h.loadOn(port, true), h.loadOn(port, false)
+	fresh.Run(16, "/")
+	kept.Run(16, "/")
+	slow.Run(4, "/sleep?ms=200")
+	time.Sleep(500 * time.Millisecond)
+	pids := h.mainPIDs(n)
+	for range 2 {
+		if out, code := h.appctl("reload"); code != 0 {
+			h.t.Fatalf("appctl reload: exit %d\n%s", code, out)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	checkLoad(h.t, what+", 2 reloads, fresh connections", fresh.Stop(), 0)
+	checkLoad(h.t, what+", 2 reloads, keep-alive", kept.Stop(), 0)
+	checkLoad(h.t, what+", 2 reloads, long requests", slow.Stop(), 0)
+	for i, p := range h.mainPIDs(n) {
+		if p == pids[i] {
+			h.t.Errorf("app@%d still runs PID %s after reload", i+1, p)
+		}
+	}
+	for _, unit := range instances(1, n) {
+		if r := h.show(unit, "NRestarts")["NRestarts"]; r != "0" {
+			h.t.Errorf("%s restarted on its own %s times", unit, r)
+		}
+	}
+}
+
+// A real Express app through the unitkit package: appctl scales it, every
+// instance serves the shared socket, and appctl reload replaces them all
+// under load without a failed request.
+func TestExpressInstancesScaleAndReload(t *testing.T) {
+	h := expressHerd(t)
+	if out, code := h.appctl("scale", "3"); code != 0 {
+		t.Fatalf("appctl scale 3: exit %d\n%s", code, out)
+	}
+	if comm := h.s.MustRun(t, "ps", "-o", "comm=", "-p", h.show("app@2.service", "MainPID")["MainPID"]); strings.TrimSpace(comm) != "node" {
+		t.Fatalf("app@2 runs %q, want node", comm)
+	}
+	ld := h.load(false)
+	ld.Run(16, "/")
+	time.Sleep(time.Second)
+	r := ld.Stop()
+	checkLoad(t, "3 Express instances", r, 0)
+	if got := r.Instances(); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Fatalf("answers came from instances %q, want 1 to 3", got)
+	}
+	if resp, err := h.s.HTTPClient(false).Get("http://127.0.0.1:8080/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET /readyz: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	h.reloadUnderLoad("Express", "8080", 3)
+	if drained := h.s.Journal("-u", "app@2.service", "MESSAGE=drained"); !strings.Contains(drained, "drained") {
+		t.Errorf("app@2 logged no drain:\n%s", h.s.Journal("-u", "app@2.service"))
+	}
+}
+
+// An Express handler that blocks the event loop stops the watchdog pings:
+// systemd kills the instance and starts another, while an idle one lives
+// on past several WatchdogSec= periods.
+func TestExpressWatchdogReplacesBlockedEventLoop(t *testing.T) {
+	h := expressHerd(t, dropIn{"app@.service", "watchdog", "[Service]\nWatchdogSec=2s\n"})
+	if out, code := h.appctl("scale", "1"); code != 0 {
+		t.Fatalf("appctl scale 1: exit %d\n%s", code, out)
+	}
+	pid := h.show("app@1.service", "MainPID")["MainPID"]
+	time.Sleep(5 * time.Second)
+	if p := h.show("app@1.service", "MainPID", "NRestarts"); p["MainPID"] != pid || p["NRestarts"] != "0" {
+		t.Fatalf("idle Express instance did not keep the watchdog happy: %v (was PID %s)\n%s", p, pid, h.s.Journal("-u", "app@1.service"))
+	}
+	go func() {
+		// Blocks the event loop for 20 s; the watchdog fires long before.
+		if resp, err := h.s.HTTPClient(false).Get("http://127.0.0.1:8080/work?ms=20000"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	replaced := h.waitFor("app@1 replaced", 30*time.Second, func() bool {
+		p := h.show("app@1.service", "MainPID", "SubState")
+		return p["MainPID"] != pid && p["MainPID"] != "0" && p["SubState"] == "running"
+	})
+	t.Logf("blocked Express event loop: killed by the watchdog and ready again after %s", replaced.Round(time.Millisecond))
+	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
+	}
+}
