@@ -77,7 +77,8 @@ func NewRoot(stdout, stderr io.Writer, lookup env) *cobra.Command {
 		Long: `appctl operates a service run by systemd as one listening socket (NAME.socket)
 shared by instances of a template unit (NAME@1.service … NAME@N.service).
 It talks to systemd over D-Bus and keeps no state of its own: scale, status,
-top, reload, restart, start, stop, logs and metrics.
+top, reload, restart, start, stop, logs and metrics; import runs an app from
+its PM2 ecosystem file.
 
 It runs as root, or as a member of the operator group that the polkit rule
 shipped with the service allows to manage that service's units and no other.
@@ -105,7 +106,7 @@ changes nothing.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(o.scaleCmd(), o.statusCmd(), o.topCmd(), o.reloadCmd(), o.restartCmd(),
-		o.startCmd(), o.stopCmd(), o.logsCmd(), o.metricsCmd(), o.persistCmd())
+		o.startCmd(), o.stopCmd(), o.logsCmd(), o.metricsCmd(), o.importCmd(), o.persistCmd())
 	return root
 }
 
