@@ -52,7 +52,7 @@ needs, and what differs from PM2: instances are numbered from 1
 a hard limit at which the instance is killed and the requests it holds fail.
 
 Node.js apps are loaded with unitkit's preload module
-(` + ecosystem.PreloadPath + `), which makes an app written for PM2 serve
+(/usr/lib/NAME/node/preload.js, in the service's package), which makes an app written for PM2 serve
 the socket systemd passes and report readiness (process.send('ready') with
 wait_ready). Other programs must do that themselves.
 
@@ -101,8 +101,8 @@ func (o *options) runImport(cmd *cobra.Command, file string, f importFlags) erro
 	}
 	warnLaterDropIns(o.stdout, o.app)
 	if f.dryRun {
-		if plan.Node && !exists(ecosystem.PreloadPath) {
-			fmt.Fprintf(o.stdout, "\nwarning: %s is missing: install unitkit's Node package before importing\n", ecosystem.PreloadPath)
+		if plan.Node && !exists(plan.Preload) {
+			fmt.Fprintf(o.stdout, "\nwarning: %s is missing: install the service's package, which ships it, before importing\n", plan.Preload)
 		}
 		if err := plan.WriteFiles(o.stdout); err != nil {
 			return err
@@ -254,8 +254,8 @@ func checkCanApply(plan *ecosystem.Plan) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("import writes drop-ins under /etc/systemd/system: run it as root (or try --dry-run)")
 	}
-	if plan.Node && !exists(ecosystem.PreloadPath) {
-		return fmt.Errorf("%s is missing: install unitkit's Node package, which ships it, then import again", ecosystem.PreloadPath)
+	if plan.Node && !exists(plan.Preload) {
+		return fmt.Errorf("%s is missing: install the service's package, which ships it, then import again", plan.Preload)
 	}
 	return nil
 }

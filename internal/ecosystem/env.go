@@ -129,7 +129,8 @@ func (b *builder) socket(field, value string) error {
 
 // node adds what a Node.js app needs to run unmodified as an instance.
 func (b *builder) node(userOptions, from string) {
-	opts := "--require " + PreloadPath
+	b.p.Preload = PreloadPath(b.o.Service)
+	opts := "--require " + b.p.Preload
 	note := "the preload serves the socket systemd passes, reports READY=1 and drains on SIGTERM"
 	if userOptions != "" {
 		opts += " " + userOptions

@@ -9,9 +9,10 @@ import (
 )
 
 // PreloadPath is the module that makes an unmodified PM2-style Node app an
-// instance (the socket systemd passes, READY=1, the drain); it is shipped
-// with unitkit's Node package (contrib/node).
-const PreloadPath = "/usr/lib/unitkit/node/preload.js"
+// instance of service (the socket systemd passes, READY=1, the drain):
+// the service's package installs unitkit's Node package (contrib/node) in
+// /usr/lib/NAME/node, a path of its own (nfpm.yaml).
+func PreloadPath(service string) string { return "/usr/lib/" + service + "/node/preload.js" }
 
 // DropInName is the file name of the drop-ins an import writes.
 const DropInName = "50-import.conf"
@@ -79,7 +80,8 @@ type Plan struct {
 	Service   string     // the herd
 	Instances int        // the count to scale to
 	Port      int        // the socket's port; 0 when the app sets no PORT and the socket keeps its address
-	Node      bool       // the app runs on Node.js (and gets the preload)
+	Node      bool       // the app runs on Node.js
+	Preload   string     // the preload module Node apps are loaded with (PreloadPath)
 	Mapped    []Setting  // from PM2 fields
 	Added     []Setting  // what unitkit adds for the app to run as an instance
 	Grants    []Setting  // what the sandbox allows beyond app@.service, and why

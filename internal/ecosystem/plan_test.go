@@ -33,7 +33,7 @@ func TestBuildExpressApp(t *testing.T) {
 		"WorkingDirectory=/srv/app",
 		"Environment=NODE_ENV=production",
 		"Environment=PORT=3000",
-		`Environment="NODE_OPTIONS=--require /usr/lib/unitkit/node/preload.js"`,
+		`Environment="NODE_OPTIONS=--require /usr/lib/app/node/preload.js"`,
 		"Environment=NODE_APP_INSTANCE=%i",
 		"NotifyAccess=all",
 		"MemoryDenyWriteExecute=no",
@@ -134,7 +134,7 @@ func TestBuildMappings(t *testing.T) {
 		{name: "environment values escaped", data: `{"script": "server.js", "env": {"A": "x y", "B": "50%", "C": "say \"hi\"\\n", "D": "l1\nl2\ttab", "E": "$HOME", "F": ""}}`,
 			lines: []string{`Environment="A=x y"`, "Environment=B=50%%", `Environment="C=say \"hi\"\\n"`, `Environment="D=l1\nl2\ttab"`, "Environment=E=$HOME", "Environment=F="}},
 		{name: "user NODE_OPTIONS follow the preload", data: `{"script": "server.js", "env": {"NODE_OPTIONS": "--max-old-space-size=256", "NODE_APP_INSTANCE": "9"}}`,
-			lines:  []string{`Environment="NODE_OPTIONS=--require /usr/lib/unitkit/node/preload.js --max-old-space-size=256"`, "Environment=NODE_APP_INSTANCE=%i"},
+			lines:  []string{`Environment="NODE_OPTIONS=--require /usr/lib/app/node/preload.js --max-old-space-size=256"`, "Environment=NODE_APP_INSTANCE=%i"},
 			absent: []string{"NODE_APP_INSTANCE=9"}},
 		{name: "instance_var", data: `{"script": "server.js", "instance_var": "INSTANCE_ID"}`,
 			lines: []string{"Environment=INSTANCE_ID=%i"}, absent: []string{"NODE_APP_INSTANCE"}},
@@ -167,7 +167,7 @@ func TestBuildMappings(t *testing.T) {
 		{name: "writable under /home", data: `{"script": "server.js", "cwd": "/home/deploy/app"}`, change: func(o *Options) { o.Writable = []string{"uploads"} },
 			lines: []string{"ProtectHome=tmpfs", "BindReadOnlyPaths=/home/deploy/app", "BindPaths=/var/lib/app/uploads:/home/deploy/app/uploads"}},
 		{name: "another service name", data: `{"script": "server.js", "env": {"PORT": 80}}`, change: func(o *Options) { o.Service = "shop"; o.Writable = []string{"uploads"} },
-			lines: []string{"StateDirectory=shop/uploads"},
+			lines: []string{"StateDirectory=shop/uploads", `Environment="NODE_OPTIONS=--require /usr/lib/shop/node/preload.js"`},
 			check: func(t *testing.T, p *Plan) {
 				if p.Files[0].Path != "/etc/systemd/system/shop@.service.d/50-import.conf" || p.Files[1].Path != "/etc/systemd/system/shop.socket.d/50-import.conf" {
 					t.Errorf("files %q %q", p.Files[0].Path, p.Files[1].Path)
