@@ -239,4 +239,4 @@ func oneLine(s string) string {
 }
 
 // note adds a line for the operator.
-func (b *builder) note(format string) { b.p.Notes = append(b.p.Notes, format) }
+func (b *builder) note(s string) { b.p.Notes = append(b.p.Notes, s) }

@@ -227,3 +227,16 @@ func environment(name string, v any) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// millisOf reads an optional time field; ok is false when it is absent.
+func (b *builder) millisOf(name string, lo, hi int64) (ms int64, ok bool, err error) {
+	v, present := b.fields[name]
+	if !present {
+		return 0, false, nil
+	}
+	ms, err = millis(name, v, lo, hi)
+	return ms, err == nil, err
+}
+
+// itoa is strconv.Itoa for int64.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
