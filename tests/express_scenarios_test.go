@@ -142,3 +142,49 @@ func TestExpressWatchdogReplacesBlockedEventLoop(t *testing.T) {
 		t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
 	}
 }
+
+// The migration a PM2 user makes, with an Express app written for PM2 and
+// left unchanged (its own ecosystem.config.js: 2 instances, wait_ready,
+// kill_timeout, env with PORT=3000), in a user's home: install the
+// package, appctl import, and the app serves port 3000 from the socket
+// systemd owns, through two appctl reloads under load without a failed
+// request.
+func TestPM2ExpressAppImportedUnchanged(t *testing.T) {
+	needExpress(t)
+	h := newPackageHost(t)
+	if out, code := h.aptInstall(buildDeb(t, release{"app", "1.0.0", "./cmd/app"})); code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	h.s.MustRun(t, "useradd", "--create-home", "alice")
+	h.must(install.Tree(t.Context(), h.s, expressDir, "/home/alice/express-app"))
+	h.s.MustRun(t, "chown", "-R", "alice:alice", "/home/alice/express-app")
+	h.s.MustRun(t, "chmod", "0755", "/home/alice")
+
+	out, code := h.appctl("import", "/home/alice/express-app/ecosystem.config.js")
+	t.Logf("appctl import:\n%s", out)
+	if code != 0 {
+		t.Fatalf("appctl import: exit %d", code)
+	}
+	if listen := h.show("app.socket", "Listen")["Listen"]; !strings.Contains(listen, ":3000 (Stream)") {
+		t.Fatalf("app.socket listens on %q, want port 3000", listen)
+	}
+	if out, code := h.appctl("status"); code != 0 || !strings.Contains(out, "app@2") {
+		t.Fatalf("appctl status: exit %d\n%s", code, out)
+	}
+	ld := h.loadOn("3000", false)
+	ld.Run(8, "/")
+	time.Sleep(time.Second)
+	r := ld.Stop()
+	checkLoad(t, "PM2 app, 2 instances", r, 0)
+	if got := r.Instances(); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("answers came from NODE_APP_INSTANCE %q, want 1 and 2", got)
+	}
+	cmdline := h.s.MustRun(t, "cat", "/proc/"+h.show("app@1.service", "MainPID")["MainPID"]+"/cmdline")
+	if !strings.Contains(cmdline, "/home/alice/express-app/pm2-app.js") {
+		t.Fatalf("app@1 runs %q, want the app's pm2-app.js", cmdline)
+	}
+	h.reloadUnderLoad("PM2 app", "3000", 2)
+	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "listening on port 3000") {
+		t.Errorf("app@1 did not run the app's own listen callback:\n%s", j)
+	}
+}
