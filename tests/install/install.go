@@ -41,16 +41,27 @@ func Herd(ctx context.Context, s *sandbox.Sandbox, bin, units string) error {
 }
 
 // NodeApp switches the instances to contrib/node's app, the way its README
-// says: app.js from dir to /usr/local/lib/app-node, node.conf as a drop-in
-// for app@.service, then a daemon-reload. Running instances keep the old
-// program until they are restarted.
+// says: app.js and the unitkit package it runs on (index.js, preload.js,
+// lib/, package.json) from dir to /usr/local/lib/app-node, node.conf as a
+// drop-in for app@.service, then a daemon-reload. Running instances keep
+// the old program until they are restarted.
 func NodeApp(ctx context.Context, s *sandbox.Sandbox, dir string) error {
-	if err := s.CopyFile(filepath.Join(dir, "app.js"), "/usr/local/lib/app-node/app.js", 0o644); err != nil {
-		return err
+	lib, err := filepath.Glob(filepath.Join(dir, "lib", "*.js"))
+	if err != nil || len(lib) == 0 {
+		return fmt.Errorf("no lib/*.js in %s", dir)
+	}
+	files := []string{"app.js", "index.js", "preload.js", "package.json"}
+	for _, f := range lib {
+		files = append(files, filepath.Join("lib", filepath.Base(f)))
+	}
+	for _, f := range files {
+		if err := s.CopyFile(filepath.Join(dir, f), "/usr/local/lib/app-node/"+f, 0o644); err != nil {
+			return err
+		}
 	}
 	if err := s.CopyFile(filepath.Join(dir, "node.conf"), "/etc/systemd/system/app@.service.d/node.conf", 0o644); err != nil {
 		return err
 	}
-	_, err := s.Run(ctx, "systemctl", "daemon-reload")
+	_, err = s.Run(ctx, "systemctl", "daemon-reload")
 	return err
 }
