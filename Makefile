@@ -45,17 +45,20 @@ package:
 bench: build
 	$(GO) run ./tests/bench -bin bin -units unit -out bench/results
 
-## test: lint, then every test (with the race detector), contrib modules included
+## test: lint, then every test (with the race detector), contrib modules and the Node package included
 test: lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	@for m in $(CONTRIB_MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
+	node --test contrib/node/test/*.test.js
 
 ## test-short: the fast tests only
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## lint: gofmt, go vet and staticcheck must all be clean, and go.mod tidy
+## lint: gofmt, go vet and staticcheck must all be clean, go.mod tidy, and the Node package parse
 lint:
+	@command -v node >/dev/null || { echo "node not found: install Node.js 18 or later (Debian: apt-get install nodejs)"; exit 1; }
+	@for f in $$(find contrib/node -name '*.js' -not -path '*/node_modules/*'); do node --check $$f || exit 1; done
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
