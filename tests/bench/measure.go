@@ -38,7 +38,7 @@ func (b *bench) all(ctx context.Context) error {
 		}
 	}
 	for _, step := range []func(context.Context) error{
-		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status, b.pm2Rows, b.againstPM2, b.nodeRows,
+		b.throughput, b.cpuBound, b.reload, b.scale, b.coldStart, b.crash, b.memory, b.status, b.pm2Rows, b.againstPM2, b.nodeRows, b.expressRows,
 	} {
 		if err := step(ctx); err != nil {
 			return err

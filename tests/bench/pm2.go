@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/unitkit/unitkit/tests/install"
 )
 
 // pm2Version is the PM2 the reference runs, installed from npm into a
@@ -47,10 +48,10 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 	if b.pm2Bin == "" {
 		return nil
 	}
-	if err := b.s.CopyFile(nodeApp, "/opt/bench/app.js", 0o644); err != nil {
+	if err := install.Tree(ctx, b.s, filepath.Dir(nodeApp), "/opt/bench/node"); err != nil {
 		return err
 	}
-	if _, out, err := b.pm2(ctx, "start", "/opt/bench/app.js", "-i", "2", "--name", "node",
+	if _, out, err := b.pm2(ctx, "start", "/opt/bench/node/app.js", "-i", "2", "--name", "node",
 		"--wait-ready", "--listen-timeout", "5000", "--kill-timeout", "5000"); err != nil {
 		return fmt.Errorf("pm2 start: %w\n%s", err, out)
 	}
@@ -110,21 +111,9 @@ func (b *bench) pm2Scale(ctx context.Context) error {
 
 // pm2Memory reads the RSS of the PM2 daemon and of its idle workers.
 func (b *bench) pm2Memory(ctx context.Context) error {
-	_, out, err := b.pm2(ctx, "jlist")
+	rss, err := b.pm2WorkerRSS(ctx)
 	if err != nil {
 		return err
-	}
-	var procs []struct {
-		Monit struct {
-			Memory float64 `json:"memory"`
-		} `json:"monit"`
-	}
-	if err := json.Unmarshal([]byte(out), &procs); err != nil {
-		return fmt.Errorf("pm2 jlist: %w", err)
-	}
-	var rss []float64
-	for _, p := range procs {
-		rss = append(rss, p.Monit.Memory/(1<<20))
 	}
 	b.add(newRow("PM2 RSS per idle Node worker", "MiB", rss, "", "", nil))
 	daemon, err := b.s.Run(ctx, "sh", "-c", "ps -o rss= -C 'PM2 v"+pm2Version+": God Daemon (/root/.pm2)' || ps -eo rss=,args= | grep 'God Daemon' | grep -v grep | head -1")
