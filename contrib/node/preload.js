@@ -2,7 +2,10 @@
 // cluster mode an instance of a unitkit herd, the way PM2 itself
 // intercepts listen() in its workers. Load it before the app:
 //
-//   NODE_OPTIONS="--require /usr/lib/unitkit/node/preload.js" node server.js
+//   NODE_OPTIONS="--require /usr/lib/app/node/preload.js" node server.js
+//
+// (the packages of the service "app" install it there; appctl import
+// writes that line).
 //
 // Under socket activation (LISTEN_FDS/LISTEN_PID for this process) it
 //   - serves the app's first TCP listen(), on whatever port, from the
