@@ -42,14 +42,20 @@ package:
 	APP=$(APP) ARCHS="$(ARCHS)" FORMATS="$(FORMATS)" ./packaging/build.sh
 
 ## bench: measure unitkit in a systemd sandbox next to one plain process (root); prints a table, writes bench/results/<date>.json
-bench: build
+bench: build contrib/express/node_modules
 	$(GO) run ./tests/bench -bin bin -units unit -out bench/results
 
 ## test: lint, then every test (with the race detector), contrib modules and the Node package included
-test: lint
+test: lint contrib/express/node_modules
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	@for m in $(CONTRIB_MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 	node --test contrib/node/test/*.test.js
+
+# The Express app the scenarios and the bench run, at the versions its
+# package-lock.json pins.
+contrib/express/node_modules: contrib/express/package-lock.json
+	cd contrib/express && npm ci --no-audit --no-fund
+	@touch $@
 
 ## test-short: the fast tests only
 test-short:
