@@ -52,38 +52,6 @@ func (h *herd) loadOn(port string, keepAlive bool) *loadtest.Load {
 	return loadtest.New(loadtest.Config{URL: "http://127.0.0.1:" + port, Dial: h.s.DialContext, KeepAlive: keepAlive})
 }
 
-// reloadUnderLoad runs fresh, keep-alive and long requests against port
-// across two appctl reloads, and checks that none failed and that every
-// one of the n instances was replaced without restarting on its own.
-func (h *herd) reloadUnderLoad(what, port string, n int) {
-	h.t.Helper()
-	fresh, kept, slow := h.loadOn(port, false), h.loadOn(port, true), h.loadOn(port, false)
-	fresh.Run(16, "/")
-	kept.Run(16, "/")
-	slow.Run(4, "/sleep?ms=200")
-	time.Sleep(500 * time.Millisecond)
-	pids := h.mainPIDs(n)
-	for range 2 {
-		if out, code := h.appctl("reload"); code != 0 {
-			h.t.Fatalf("appctl reload: exit %d\n%s", code, out)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	checkLoad(h.t, what+", 2 reloads, fresh connections", fresh.Stop(), 0)
-	checkLoad(h.t, what+", 2 reloads, keep-alive", kept.Stop(), 0)
-	checkLoad(h.t, what+", 2 reloads, long requests", slow.Stop(), 0)
-	for i, p := range h.mainPIDs(n) {
-		if p == pids[i] {
-			h.t.Errorf("app@%d still runs PID %s after reload", i+1, p)
-		}
-	}
-	for _, unit := range instances(1, n) {
-		if r := h.show(unit, "NRestarts")["NRestarts"]; r != "0" {
-			h.t.Errorf("%s restarted on its own %s times", unit, r)
-		}
-	}
-}
-
 // A real Express app through the unitkit package: appctl scales it, every
 // instance serves the shared socket, and appctl reload replaces them all
 // under load without a failed request.
@@ -122,25 +90,7 @@ func TestExpressWatchdogReplacesBlockedEventLoop(t *testing.T) {
 	if out, code := h.appctl("scale", "1"); code != 0 {
 		t.Fatalf("appctl scale 1: exit %d\n%s", code, out)
 	}
-	pid := h.show("app@1.service", "MainPID")["MainPID"]
-	time.Sleep(5 * time.Second)
-	if p := h.show("app@1.service", "MainPID", "NRestarts"); p["MainPID"] != pid || p["NRestarts"] != "0" {
-		t.Fatalf("idle Express instance did not keep the watchdog happy: %v (was PID %s)\n%s", p, pid, h.s.Journal("-u", "app@1.service"))
-	}
-	go func() {
-		// Blocks the event loop for 20 s; the watchdog fires long before.
-		if resp, err := h.s.HTTPClient(false).Get("http://127.0.0.1:8080/work?ms=20000"); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	replaced := h.waitFor("app@1 replaced", 30*time.Second, func() bool {
-		p := h.show("app@1.service", "MainPID", "SubState")
-		return p["MainPID"] != pid && p["MainPID"] != "0" && p["SubState"] == "running"
-	})
-	t.Logf("blocked Express event loop: killed by the watchdog and ready again after %s", replaced.Round(time.Millisecond))
-	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "Watchdog timeout") {
-		t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
-	}
+	h.blockedLoopReplaced("Express")
 }
 
 // The migration a PM2 user makes, with an Express app written for PM2 and

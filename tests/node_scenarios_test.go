@@ -50,32 +50,7 @@ func TestNodeInstancesScaleAndReload(t *testing.T) {
 		t.Errorf("systemctl reload replaced app@1 (PID %s, now %s)", pid, after)
 	}
 
-	fresh, kept, slow := h.load(false), h.load(true), h.load(false)
-	fresh.Run(16, "/")
-	kept.Run(16, "/")
-	slow.Run(4, "/sleep?ms=200")
-	time.Sleep(500 * time.Millisecond)
-	pids := h.mainPIDs(3)
-	for round := 1; round <= 2; round++ {
-		if out, code := h.appctl("reload"); code != 0 {
-			t.Fatalf("appctl reload: exit %d\n%s", code, out)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	rf, rk, rs := fresh.Stop(), kept.Stop(), slow.Stop()
-	checkLoad(t, "Node, 2 reloads, fresh connections", rf, 0)
-	checkLoad(t, "Node, 2 reloads, keep-alive", rk, 0)
-	checkLoad(t, "Node, 2 reloads, long requests", rs, 0)
-	for i, p := range h.mainPIDs(3) {
-		if p == pids[i] {
-			t.Errorf("app@%d still runs PID %s after reload", i+1, p)
-		}
-	}
-	for _, unit := range instances(1, 3) {
-		if n := h.show(unit, "NRestarts")["NRestarts"]; n != "0" {
-			t.Errorf("%s restarted on its own %s times", unit, n)
-		}
-	}
+	h.reloadUnderLoad("Node", "8080", 3)
 	if drained := h.s.Journal("-u", "app@2.service", "MESSAGE=drained"); !strings.Contains(drained, "drained") {
 		t.Errorf("app@2 logged no drain:\n%s", h.s.Journal("-u", "app@2.service"))
 	}
@@ -89,10 +64,53 @@ func TestNodeWatchdogReplacesBlockedEventLoop(t *testing.T) {
 	if out, code := h.appctl("scale", "1"); code != 0 {
 		t.Fatalf("appctl scale 1: exit %d\n%s", code, out)
 	}
+	h.blockedLoopReplaced("Node")
+	if j := h.s.Journal("_PID=1"); strings.Contains(j, "Cannot find unit for notify message") || strings.Contains(j, "reception only permitted") {
+		t.Errorf("systemd dropped notifications of the Node instance:\n%s", j)
+	}
+}
+
+// reloadUnderLoad runs fresh, keep-alive and long requests against port
+// across two appctl reloads, and checks that none failed and that every
+// one of the n instances was replaced without restarting on its own.
+func (h *herd) reloadUnderLoad(what, port string, n int) {
+	h.t.Helper()
+	fresh, kept, slow := h.loadOn(port, false), h.loadOn(port, true), h.loadOn(port, false)
+	fresh.Run(16, "/")
+	kept.Run(16, "/")
+	slow.Run(4, "/sleep?ms=200")
+	time.Sleep(500 * time.Millisecond)
+	pids := h.mainPIDs(n)
+	for range 2 {
+		if out, code := h.appctl("reload"); code != 0 {
+			h.t.Fatalf("appctl reload: exit %d\n%s", code, out)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	checkLoad(h.t, what+", 2 reloads, fresh connections", fresh.Stop(), 0)
+	checkLoad(h.t, what+", 2 reloads, keep-alive", kept.Stop(), 0)
+	checkLoad(h.t, what+", 2 reloads, long requests", slow.Stop(), 0)
+	for i, p := range h.mainPIDs(n) {
+		if p == pids[i] {
+			h.t.Errorf("app@%d still runs PID %s after reload", i+1, p)
+		}
+	}
+	for _, unit := range instances(1, n) {
+		if r := h.show(unit, "NRestarts")["NRestarts"]; r != "0" {
+			h.t.Errorf("%s restarted on its own %s times", unit, r)
+		}
+	}
+}
+
+// blockedLoopReplaced checks, with one Node instance and WatchdogSec=2s,
+// that an idle instance lives on past several watchdog periods and one
+// whose event loop /work blocks is killed and replaced.
+func (h *herd) blockedLoopReplaced(what string) {
+	h.t.Helper()
 	pid := h.show("app@1.service", "MainPID")["MainPID"]
 	time.Sleep(5 * time.Second)
 	if p := h.show("app@1.service", "MainPID", "NRestarts"); p["MainPID"] != pid || p["NRestarts"] != "0" {
-		t.Fatalf("idle Node instance did not keep the watchdog happy: %v (was PID %s)\n%s", p, pid, h.s.Journal("-u", "app@1.service"))
+		h.t.Fatalf("idle %s instance did not keep the watchdog happy: %v (was PID %s)\n%s", what, p, pid, h.s.Journal("-u", "app@1.service"))
 	}
 	go func() {
 		// Blocks the event loop for 10 s; the watchdog fires long before.
@@ -104,11 +122,8 @@ func TestNodeWatchdogReplacesBlockedEventLoop(t *testing.T) {
 		p := h.show("app@1.service", "MainPID", "SubState")
 		return p["MainPID"] != pid && p["MainPID"] != "0" && p["SubState"] == "running"
 	})
-	t.Logf("blocked Node event loop: killed by the watchdog and ready again after %s", replaced.Round(time.Millisecond))
+	h.t.Logf("blocked %s event loop: killed by the watchdog and ready again after %s", what, replaced.Round(time.Millisecond))
 	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "Watchdog timeout") {
-		t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
-	}
-	if j := h.s.Journal("_PID=1"); strings.Contains(j, "Cannot find unit for notify message") || strings.Contains(j, "reception only permitted") {
-		t.Errorf("systemd dropped notifications of the Node instance:\n%s", j)
+		h.t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
 	}
 }
