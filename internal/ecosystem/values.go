@@ -26,16 +26,23 @@ func boolean(name string, v any) (bool, error) {
 	return b, nil
 }
 
+// numberText is the text of a value PM2 reads as a number: a JSON number,
+// or a string (trimmed), as PM2 also accepts.
+func numberText(v any) (string, bool) {
+	switch t := v.(type) {
+	case json.Number:
+		return string(t), true
+	case string:
+		return strings.TrimSpace(t), true
+	}
+	return "", false
+}
+
 // integer reads a whole number, written as a number or, as PM2 accepts,
 // as a string of digits.
 func integer(name string, v any, unit string) (int64, error) {
-	var text string
-	switch t := v.(type) {
-	case json.Number:
-		text = string(t)
-	case string:
-		text = strings.TrimSpace(t)
-	default:
+	text, ok := numberText(v)
+	if !ok {
 		return 0, inputErr(name, "want a whole number%s, got %s", unit, describe(v))
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
@@ -73,13 +80,8 @@ var sizeForm = regexp.MustCompile(`^([0-9]{1,15})([KMG]?)$`)
 // size reads max_memory_restart into systemd's form (e.g. 300M) and the
 // number of bytes.
 func size(name string, v any) (string, int64, error) {
-	var text string
-	switch t := v.(type) {
-	case json.Number:
-		text = string(t)
-	case string:
-		text = strings.TrimSpace(t)
-	default:
+	text, ok := numberText(v)
+	if !ok {
 		return "", 0, inputErr(name, "want bytes or a size such as 512M, got %s", describe(v))
 	}
 	m := sizeForm.FindStringSubmatch(text)
