@@ -72,14 +72,7 @@ test('three instances on one socket: two drain in turn under load without a fail
   await sock.close();
   await Promise.all(Object.values(herd).map((c) => c.out.waitFor(/ serving the socket systemd passed/)));
 
-  const loads = [
-    h.load(after, sock.port, { clients: 8, keepAlive: true }),
-    h.load(after, sock.port, { clients: 4, keepAlive: false }),
-    h.load(after, sock.port, { clients: 2, keepAlive: true, path: '/sleep?ms=200' }),
-  ];
-  const total = (name) => loads.reduce((n, l) => n + l.count(name), 0);
-  // Checked after each answer of the first load, which never pauses.
-  const served = (name, n) => loads[0].until(() => total(name) >= n, `${n} answers from ${name}`);
+  const { total, served, stopAndCheck } = h.mixedLoad(after, sock.port);
   for (const name of ['a', 'b']) await served(name, 20);
 
   for (const name of ['a', 'b']) {
@@ -89,10 +82,7 @@ test('three instances on one socket: two drain in turn under load without a fail
     await served('c', total('c') + 200);
   }
 
-  const results = await Promise.all(loads.map((l) => l.stop()));
-  for (const [i, r] of results.entries()) {
-    assert.equal(r.failed, 0, `load ${i}: ${r.failed} of ${r.ok + r.failed} requests failed: ${r.errors.join('; ')}`);
-  }
+  await stopAndCheck();
   herd.c.proc.kill('SIGTERM');
   assert.deepEqual(await h.exitOf(herd.c), { code: 0, signal: null });
 });

@@ -96,13 +96,7 @@ test("SIGTERM and SIGINT drain under load without a failed request; the app's ha
   await sock.close();
   await Promise.all(Object.values(herd).map(listeningOn));
 
-  const loads = [
-    h.load(after, sock.port, { clients: 8, keepAlive: true }),
-    h.load(after, sock.port, { clients: 4, keepAlive: false }),
-    h.load(after, sock.port, { clients: 2, keepAlive: true, path: '/sleep?ms=200' }),
-  ];
-  const total = (name) => loads.reduce((n, l) => n + l.count(name), 0);
-  const served = (name, n) => loads[0].until(() => total(name) >= n, `${n} answers from ${name}`);
+  const { total, served, stopAndCheck } = h.mixedLoad(after, sock.port);
   for (const name of ['a', 'b']) await served(name, 20);
 
   // systemd stops with SIGTERM, PM2 (and Ctrl-C) with SIGINT.
@@ -118,10 +112,7 @@ test("SIGTERM and SIGINT drain under load without a failed request; the app's ha
   }
   assert.ok(herd.a.out.texts().includes("SIGTERM: running the app's SIGINT handler (PM2 stops with SIGINT, systemd with SIGTERM)"));
 
-  const results = await Promise.all(loads.map((l) => l.stop()));
-  for (const [i, r] of results.entries()) {
-    assert.equal(r.failed, 0, `load ${i}: ${r.failed} of ${r.ok + r.failed} requests failed: ${r.errors.join('; ')}`);
-  }
+  await stopAndCheck();
   herd.c.proc.kill('SIGTERM');
   assert.deepEqual(await h.exitOf(herd.c), { code: 0, signal: null });
 });

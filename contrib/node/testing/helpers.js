@@ -323,6 +323,31 @@ function load(onCleanup, port, { clients, path: urlPath = '/', keepAlive }) {
   };
 }
 
+/**
+ * The mixed load of the drain tests: keep-alive, fresh and long requests
+ * at once. served(name, n) resolves once instance name has answered n of
+ * them in all; stopAndCheck() stops the load and asserts that none failed.
+ */
+function mixedLoad(onCleanup, port) {
+  const loads = [
+    load(onCleanup, port, { clients: 8, keepAlive: true }),
+    load(onCleanup, port, { clients: 4, keepAlive: false }),
+    load(onCleanup, port, { clients: 2, keepAlive: true, path: '/sleep?ms=200' }),
+  ];
+  const total = (name) => loads.reduce((n, l) => n + l.count(name), 0);
+  return {
+    total,
+    // Checked after each answer of the first load, which never pauses.
+    served: (name, n) => loads[0].until(() => total(name) >= n, `${n} answers from ${name}`),
+    async stopAndCheck() {
+      const results = await Promise.all(loads.map((l) => l.stop()));
+      for (const [i, r] of results.entries()) {
+        assert.equal(r.failed, 0, `load ${i}: ${r.failed} of ${r.ok + r.failed} requests failed: ${r.errors.join('; ')}`);
+      }
+    },
+  };
+}
+
 /** The accept queue length of the socket listening on port, as ss shows it. */
 async function backlogOf(port) {
   const { execFileSync } = require('node:child_process');
@@ -334,5 +359,5 @@ async function backlogOf(port) {
 
 module.exports = {
   appJs, preloadJs, fixture, hangMs, Watch, cleanup, listeningSocket, spawnNode, exitOf, killer,
-  notifyReceiver, get, rawConnection, load, backlogOf,
+  notifyReceiver, get, rawConnection, load, mixedLoad, backlogOf,
 };
