@@ -57,20 +57,7 @@ func (h *herd) loadOn(port string, keepAlive bool) *loadtest.Load {
 // under load without a failed request.
 func TestExpressInstancesScaleAndReload(t *testing.T) {
 	h := expressHerd(t)
-	if out, code := h.appctl("scale", "3"); code != 0 {
-		t.Fatalf("appctl scale 3: exit %d\n%s", code, out)
-	}
-	if comm := h.s.MustRun(t, "ps", "-o", "comm=", "-p", h.show("app@2.service", "MainPID")["MainPID"]); strings.TrimSpace(comm) != "node" {
-		t.Fatalf("app@2 runs %q, want node", comm)
-	}
-	ld := h.load(false)
-	ld.Run(16, "/")
-	time.Sleep(time.Second)
-	r := ld.Stop()
-	checkLoad(t, "3 Express instances", r, 0)
-	if got := r.Instances(); !slices.Equal(got, []string{"1", "2", "3"}) {
-		t.Fatalf("answers came from instances %q, want 1 to 3", got)
-	}
+	h.nodeInstancesServe("Express", 3)
 	if resp, err := h.s.HTTPClient(false).Get("http://127.0.0.1:8080/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("GET /readyz: %v %v", resp, err)
 	} else {

@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,20 +31,7 @@ func nodeHerd(t *testing.T, dropIns ...dropIn) *herd {
 // request.
 func TestNodeInstancesScaleAndReload(t *testing.T) {
 	h := nodeHerd(t)
-	if out, code := h.appctl("scale", "3"); code != 0 {
-		t.Fatalf("appctl scale 3: exit %d\n%s", code, out)
-	}
-	if comm := h.s.MustRun(t, "ps", "-o", "comm=", "-p", h.show("app@2.service", "MainPID")["MainPID"]); strings.TrimSpace(comm) != "node" {
-		t.Fatalf("app@2 runs %q, want node", comm)
-	}
-	ld := h.load(false)
-	ld.Run(16, "/")
-	time.Sleep(time.Second)
-	r := ld.Stop()
-	checkLoad(t, "3 Node instances", r, 0)
-	if got := r.Instances(); !slices.Equal(got, []string{"1", "2", "3"}) {
-		t.Fatalf("answers came from instances %q, want 1 to 3", got)
-	}
+	h.nodeInstancesServe("Node", 3)
 
 	pid := h.show("app@1.service", "MainPID")["MainPID"]
 	h.systemctl("reload", "app@1.service")
@@ -125,5 +114,29 @@ func (h *herd) blockedLoopReplaced(what string) {
 	h.t.Logf("blocked %s event loop: killed by the watchdog and ready again after %s", what, replaced.Round(time.Millisecond))
 	if j := h.s.Journal("-u", "app@1.service"); !strings.Contains(j, "Watchdog timeout") {
 		h.t.Errorf("no watchdog timeout in the journal of app@1:\n%s", j)
+	}
+}
+
+// nodeInstancesServe scales the herd to n, checks that the instances run
+// node, and that all n of them answer on the shared socket.
+func (h *herd) nodeInstancesServe(what string, n int) {
+	h.t.Helper()
+	if out, code := h.appctl("scale", strconv.Itoa(n)); code != 0 {
+		h.t.Fatalf("appctl scale %d: exit %d\n%s", n, code, out)
+	}
+	if comm := h.s.MustRun(h.t, "ps", "-o", "comm=", "-p", h.show("app@1.service", "MainPID")["MainPID"]); strings.TrimSpace(comm) != "node" {
+		h.t.Fatalf("app@1 runs %q, want node", comm)
+	}
+	ld := h.load(false)
+	ld.Run(16, "/")
+	time.Sleep(time.Second)
+	r := ld.Stop()
+	checkLoad(h.t, fmt.Sprintf("%d %s instances", n, what), r, 0)
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, strconv.Itoa(i))
+	}
+	if got := r.Instances(); !slices.Equal(got, want) {
+		h.t.Fatalf("answers came from instances %q, want %q", got, want)
 	}
 }
