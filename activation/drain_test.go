@@ -4,7 +4,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -114,9 +113,7 @@ func TestExclusiveAcceptTakesTurns(t *testing.T) {
 				workers = append(workers, w)
 			}
 			for _, w := range workers {
-				if !strings.Contains(w.stderr.String(), "accept="+mode) {
-					t.Errorf("worker does not log accept=%s:\n%s", mode, w.stderr.String())
-				}
+				w.waitLog(t, "accept="+mode, 10*time.Second)
 			}
 			l := loadtest.New(loadtest.Config{URL: "http://" + addr})
 			for range requests {

@@ -211,6 +211,20 @@ func startWorker(t *testing.T, spec workerSpec) *worker {
 	return w
 }
 
+// waitLog waits until the worker's stderr contains text. The worker's
+// notifications and its log lines travel on different channels, so a
+// notification received says nothing about the log having arrived.
+func (w *worker) waitLog(t *testing.T, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(w.stderr.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for worker %d to log %q; stderr:\n%s", timeout, w.cmd.Process.Pid, text, w.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (w *worker) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := w.cmd.Process.Signal(sig); err != nil {
