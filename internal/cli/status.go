@@ -42,8 +42,11 @@ fields stay compatible (new ones may be added):
     rss_bytes, fds     resident memory and open files (-1: unreadable)
     status             the instance's own STATUS= text
     enabled            whether it starts at boot
-  summary              instances, running, starting, failed, enabled,
-                       rss_bytes: totals over the instances`,
+    backoff            only while it waits because it keeps failing:
+                       failures_in_a_row, last_failure (e.g. "exit-code,
+                       status 1"), next_attempt (RFC 3339), seconds_left
+  summary              instances, running, starting, failed, backing_off,
+                       enabled, rss_bytes: totals over the instances`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withHerd(cmd, func(h *herd.Herd) error {
@@ -81,20 +84,28 @@ type socketJSON struct {
 }
 
 type instanceJSON struct {
-	Unit       string   `json:"unit"`
-	Instance   string   `json:"instance"`
-	State      string   `json:"state"`
-	SubState   string   `json:"sub_state"`
-	PID        uint32   `json:"pid"`
-	Started    string   `json:"started,omitempty"`
-	UptimeSec  float64  `json:"uptime_seconds"`
-	Restarts   uint32   `json:"restarts"`
-	CPUPercent float64  `json:"cpu_percent"`
-	RSSBytes   uint64   `json:"rss_bytes"`
-	FDs        int      `json:"fds"`
-	Status     string   `json:"status"`
-	Enabled    bool     `json:"enabled"`
-	CPUNow     *float64 `json:"cpu_percent_now,omitempty"`
+	Unit       string       `json:"unit"`
+	Instance   string       `json:"instance"`
+	State      string       `json:"state"`
+	SubState   string       `json:"sub_state"`
+	PID        uint32       `json:"pid"`
+	Started    string       `json:"started,omitempty"`
+	UptimeSec  float64      `json:"uptime_seconds"`
+	Restarts   uint32       `json:"restarts"`
+	CPUPercent float64      `json:"cpu_percent"`
+	RSSBytes   uint64       `json:"rss_bytes"`
+	FDs        int          `json:"fds"`
+	Status     string       `json:"status"`
+	Enabled    bool         `json:"enabled"`
+	CPUNow     *float64     `json:"cpu_percent_now,omitempty"`
+	Backoff    *backoffJSON `json:"backoff,omitempty"`
+}
+
+type backoffJSON struct {
+	Failures    int     `json:"failures_in_a_row"`
+	LastFailure string  `json:"last_failure"`
+	NextAttempt string  `json:"next_attempt"`
+	SecondsLeft float64 `json:"seconds_left"`
 }
 
 type summaryJSON struct {
@@ -102,6 +113,7 @@ type summaryJSON struct {
 	Running   int    `json:"running"`
 	Starting  int    `json:"starting"`
 	Failed    int    `json:"failed"`
+	Backoff   int    `json:"backing_off"`
 	Enabled   int    `json:"enabled"`
 	RSSBytes  uint64 `json:"rss_bytes"`
 }
@@ -132,6 +144,10 @@ func toJSON(s herd.Snapshot, now cpuNow) statusJSON {
 		if v, ok := now[in.Unit]; ok {
 			j.CPUNow = &v
 		}
+		if b := in.Backoff; b != nil {
+			j.Backoff = &backoffJSON{Failures: b.Failures, LastFailure: b.Last.String(),
+				NextAttempt: b.Next.UTC().Format(time.RFC3339Nano), SecondsLeft: b.Next.Sub(s.Time).Seconds()}
+		}
 		out.Instances = append(out.Instances, j)
 		out.Summary.add(in)
 	}
@@ -141,6 +157,8 @@ func toJSON(s herd.Snapshot, now cpuNow) statusJSON {
 func (s *summaryJSON) add(in herd.Instance) {
 	s.Instances++
 	switch {
+	case in.Backoff != nil:
+		s.Backoff++
 	case in.Running():
 		s.Running++
 	case in.State == "activating":
@@ -178,19 +196,32 @@ func writeTable(w io.Writer, s herd.Snapshot, now cpuNow) error {
 			c = *in.CPUNow
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n",
-			strings.TrimSuffix(in.Unit, ".service"), state(in.State, in.SubState), pid(in.PID),
+			strings.TrimSuffix(in.Unit, ".service"), instanceState(in), pid(in.PID),
 			uptime(in.UptimeSec), in.Restarts, c, mib(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	sm := j.Summary
-	_, err := fmt.Fprintf(w, "%s: %d running, %d starting, %d failed; %d start at boot; %s resident\n",
-		herd.Instances(sm.Instances), sm.Running, sm.Starting, sm.Failed, sm.Enabled, mib(sm.RSSBytes))
+	backingOff := ""
+	if sm.Backoff > 0 {
+		backingOff = fmt.Sprintf(", %d backing off", sm.Backoff)
+	}
+	_, err := fmt.Fprintf(w, "%s: %d running, %d starting, %d failed%s; %d start at boot; %s resident\n",
+		herd.Instances(sm.Instances), sm.Running, sm.Starting, sm.Failed, backingOff, sm.Enabled, mib(sm.RSSBytes))
 	return err
 }
 
 func state(active, sub string) string { return active + " (" + sub + ")" }
+
+// instanceState is systemd's state, or the back-off an instance waits out:
+// "backoff (5 failed, next in 6.4s)".
+func instanceState(in instanceJSON) string {
+	if b := in.Backoff; b != nil {
+		return fmt.Sprintf("backoff (%d failed, next in %s)", b.Failures, time.Duration(b.SecondsLeft*float64(time.Second)).Round(100*time.Millisecond))
+	}
+	return state(in.State, in.SubState)
+}
 
 func pid(p uint32) string {
 	if p == 0 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unitkit/unitkit/internal/backoff"
 	"github.com/unitkit/unitkit/internal/herd"
 )
 
@@ -21,6 +22,9 @@ func snapshot() herd.Snapshot {
 				Enabled: true, CPUTime: 10, RSS: 10 << 20, FDs: 7},
 			{Unit: "app@2.service", Name: "2", Number: 2, State: "activating", SubState: "auto-restart", FDs: -1},
 			{Unit: "app@3.service", Name: "3", Number: 3, State: "failed", SubState: "failed", FDs: -1, Enabled: true},
+			{Unit: "app@4.service", Name: "4", Number: 4, State: "deactivating", SubState: "stop-post", FDs: -1, Enabled: true,
+				Backoff: &backoff.State{Failures: 6, Last: backoff.Failure{Result: "exit-code", Code: "exited", Status: "1"},
+					Delay: 3200 * time.Millisecond, Next: now.Add(3200 * time.Millisecond)}},
 		},
 	}
 }
@@ -45,11 +49,15 @@ func TestStatusJSON(t *testing.T) {
 	if in.UptimeSec != 100 || in.CPUPercent != 10 || in.Started != "2026-01-02T03:02:25Z" || in.CPUNow != nil {
 		t.Errorf("instance 1: %+v", in)
 	}
-	if j.Summary != (summaryJSON{Instances: 3, Running: 1, Starting: 1, Failed: 1, Enabled: 2, RSSBytes: 10 << 20}) {
+	if j.Summary != (summaryJSON{Instances: 4, Running: 1, Starting: 1, Failed: 1, Backoff: 1, Enabled: 3, RSSBytes: 10 << 20}) {
 		t.Errorf("summary %+v", j.Summary)
 	}
 	if j.Instances[1].Started != "" || j.Instances[1].UptimeSec != 0 {
 		t.Errorf("a stopped instance has an uptime: %+v", j.Instances[1])
+	}
+	if b := j.Instances[3].Backoff; b == nil || *b != (backoffJSON{Failures: 6, LastFailure: "exit-code, status 1",
+		NextAttempt: "2026-01-02T03:04:08.2Z", SecondsLeft: 3.2}) || j.Instances[0].Backoff != nil {
+		t.Errorf("back-off: %+v", j.Instances[3].Backoff)
 	}
 }
 
@@ -68,7 +76,8 @@ func TestStatusTable(t *testing.T) {
 		"10.0MiB",
 		"ready: 7 requests served",
 		"app@2     activating (auto-restart)",
-		"3 instances: 1 running, 1 starting, 1 failed; 2 start at boot; 10.0MiB resident",
+		"app@4     backoff (6 failed, next in 3.2s)",
+		"4 instances: 1 running, 1 starting, 1 failed, 1 backing off; 3 start at boot; 10.0MiB resident",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

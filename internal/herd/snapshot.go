@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/unitkit/unitkit/internal/backoff"
 )
 
 // Instance is what systemd and /proc say about one instance.
@@ -28,6 +30,9 @@ type Instance struct {
 	CPUTime  float64   // seconds of CPU used by the main process
 	RSS      uint64    // resident memory of the main process, bytes
 	FDs      int       // open file descriptors of the main process, -1 if unreadable
+	// Backoff is set while the instance waits before its next attempt
+	// because it keeps failing (see package backoff).
+	Backoff *backoff.State
 }
 
 // Running reports whether the instance is up (ready, or reloading).
@@ -81,7 +86,18 @@ func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
 			return s, err
 		}
 	}
+	s.attachBackoff(backoff.Store{Dir: backoff.DefaultDir}.All())
 	return s, nil
+}
+
+// attachBackoff marks the instances that are not running and wait out a
+// back-off at the snapshot's time.
+func (s *Snapshot) attachBackoff(states map[string]backoff.State) {
+	for k, in := range s.Instances {
+		if st, ok := states[in.Unit]; ok && !in.Running() && st.Waiting(s.Time) {
+			s.Instances[k].Backoff = &st
+		}
+	}
 }
 
 // instanceUnits lists the instances systemd has loaded plus those enabled

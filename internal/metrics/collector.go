@@ -13,6 +13,7 @@ const unitLabel = "unit"
 type descs struct {
 	listening, queued, backlog, desired *prometheus.Desc
 	up, enabled, restarts, watchdogs    *prometheus.Desc
+	backoff, failures                   *prometheus.Desc
 }
 
 // newDescs returns the metrics' descriptions.
@@ -29,6 +30,8 @@ func newDescs() descs {
 		enabled:   d(InstanceEnabled, "1 when the instance is enabled (starts at boot), else 0."),
 		restarts:  d(InstanceRestarts, "Automatic restarts of the instance (systemd's NRestarts) since systemd loaded the unit."),
 		watchdogs: d(InstanceWatchdogs, "Times systemd failed the instance with result 'watchdog' since boot, from the journal."),
+		backoff:   d(InstanceBackoff, "Seconds until the next attempt of an instance that waits because it keeps failing, else 0."),
+		failures:  d(InstanceFailures, "Failures in a row of an instance that waits because it keeps failing, else 0."),
 	}
 }
 
@@ -52,7 +55,7 @@ func newCollector(s State) (collector, error) {
 // Describe sends the description of every metric.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.d.listening, c.d.queued, c.d.backlog, c.d.desired,
-		c.d.up, c.d.enabled, c.d.restarts, c.d.watchdogs} {
+		c.d.up, c.d.enabled, c.d.restarts, c.d.watchdogs, c.d.backoff, c.d.failures} {
 		ch <- d
 	}
 }
@@ -83,6 +86,12 @@ func (c collector) collectInstance(ch chan<- prometheus.Metric, in herd.Instance
 	send(c.d.enabled, prometheus.GaugeValue, boolValue(in.Enabled))
 	send(c.d.restarts, prometheus.CounterValue, float64(in.Restarts))
 	send(c.d.watchdogs, prometheus.CounterValue, float64(c.s.WatchdogKills[in.Unit]))
+	var left, failures float64
+	if b := in.Backoff; b != nil {
+		left, failures = max(b.Next.Sub(c.s.Snapshot.Time).Seconds(), 0), float64(b.Failures)
+	}
+	send(c.d.backoff, prometheus.GaugeValue, left)
+	send(c.d.failures, prometheus.GaugeValue, failures)
 }
 
 // enabledCount counts the enabled instances.

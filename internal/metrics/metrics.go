@@ -12,6 +12,8 @@
 //	unitkit_instance_enabled{unit="app@1.service"}       1 when it starts at boot, else 0
 //	unitkit_instance_restarts_total{unit=…}              automatic restarts (NRestarts) since systemd loaded the unit
 //	unitkit_instance_watchdog_kills_total{unit=…}        times systemd failed it with result 'watchdog' this boot
+//	unitkit_instance_backoff_seconds{unit=…}             seconds until the next attempt of an instance backing off, else 0
+//	unitkit_instance_failures_in_a_row{unit=…}           failures in a row of an instance backing off, else 0
 //
 // The instances are those systemd has loaded plus those enabled. systemd's
 // own connection counters (NAccepted, NConnections) are not exported: they
@@ -40,12 +42,14 @@ const (
 	InstanceEnabled   = "unitkit_instance_enabled"
 	InstanceRestarts  = "unitkit_instance_restarts_total"
 	InstanceWatchdogs = "unitkit_instance_watchdog_kills_total"
+	InstanceBackoff   = "unitkit_instance_backoff_seconds"
+	InstanceFailures  = "unitkit_instance_failures_in_a_row"
 )
 
 // Names lists every metric the collector emits.
 func Names() []string {
 	return []string{SocketListening, SocketQueued, SocketBacklog, InstancesDesired,
-		InstanceUp, InstanceEnabled, InstanceRestarts, InstanceWatchdogs}
+		InstanceUp, InstanceEnabled, InstanceRestarts, InstanceWatchdogs, InstanceBackoff, InstanceFailures}
 }
 
 // State is what the metrics are made from: a snapshot of the service and

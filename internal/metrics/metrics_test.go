@@ -12,20 +12,23 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/unitkit/unitkit/internal/backoff"
 	"github.com/unitkit/unitkit/internal/herd"
 )
 
 // state is a herd of three instances: 1 running and enabled, 2 crash
-// looping and enabled, 3 stopped and no longer enabled.
+// looping (backing off) and enabled, 3 stopped and no longer enabled.
 func state() State {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return State{
 		Snapshot: herd.Snapshot{
-			App: "app", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			App: "app", Time: at,
 			Socket: herd.Socket{Unit: "app.socket", State: "active", SubState: "running",
 				Listen: []string{"[::]:8080"}, Queued: 3, Backlog: 4096},
 			Instances: []herd.Instance{
 				{Unit: "app@1.service", Name: "1", Number: 1, State: "active", SubState: "running", Enabled: true, Restarts: 1},
-				{Unit: "app@2.service", Name: "2", Number: 2, State: "activating", SubState: "auto-restart", Enabled: true, Restarts: 7},
+				{Unit: "app@2.service", Name: "2", Number: 2, State: "deactivating", SubState: "stop-post", Enabled: true, Restarts: 7,
+					Backoff: &backoff.State{Unit: "app@2.service", Failures: 8, Delay: 6400 * time.Millisecond, Next: at.Add(6400 * time.Millisecond)}},
 				{Unit: "app@3.service", Name: "3", Number: 3, State: "inactive", SubState: "dead"},
 			},
 		},
@@ -34,11 +37,21 @@ func state() State {
 }
 
 // golden is what state() gives, in the text exposition format.
-const golden = `# HELP unitkit_instance_enabled 1 when the instance is enabled (starts at boot), else 0.
+const golden = `# HELP unitkit_instance_backoff_seconds Seconds until the next attempt of an instance that waits because it keeps failing, else 0.
+# TYPE unitkit_instance_backoff_seconds gauge
+unitkit_instance_backoff_seconds{unit="app@1.service"} 0
+unitkit_instance_backoff_seconds{unit="app@2.service"} 6.4
+unitkit_instance_backoff_seconds{unit="app@3.service"} 0
+# HELP unitkit_instance_enabled 1 when the instance is enabled (starts at boot), else 0.
 # TYPE unitkit_instance_enabled gauge
 unitkit_instance_enabled{unit="app@1.service"} 1
 unitkit_instance_enabled{unit="app@2.service"} 1
 unitkit_instance_enabled{unit="app@3.service"} 0
+# HELP unitkit_instance_failures_in_a_row Failures in a row of an instance that waits because it keeps failing, else 0.
+# TYPE unitkit_instance_failures_in_a_row gauge
+unitkit_instance_failures_in_a_row{unit="app@1.service"} 0
+unitkit_instance_failures_in_a_row{unit="app@2.service"} 8
+unitkit_instance_failures_in_a_row{unit="app@3.service"} 0
 # HELP unitkit_instance_restarts_total Automatic restarts of the instance (systemd's NRestarts) since systemd loaded the unit.
 # TYPE unitkit_instance_restarts_total counter
 unitkit_instance_restarts_total{unit="app@1.service"} 1
