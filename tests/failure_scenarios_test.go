@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Instances that fail at every start (one with the shipped restart delay,
-// two restarting every 50 ms), and an operator restarting others again and
+// Instances that fail at every start (one with the shipped units, two with
+// RestartSec=50ms, once the fastest restarts before the back-off), and an operator restarting others again and
 // again, never close the socket: the healthy instances serve throughout
 // without a failed request. With systemd's default start limit the operator
 // alone fails the socket; with its default trigger limit the fast crash
@@ -40,7 +40,7 @@ func TestCrashLoopKeepsSocketOpen(t *testing.T) {
 	}
 	restarts, _ := strconv.Atoi(h.show("app@4.service", "NRestarts")["NRestarts"])
 	t.Logf("app@4 failed and was restarted %d times", restarts)
-	if restarts < 5 {
+	if restarts < 3 { // fewer than before the back-off: it waits 100 ms, 200 ms, ...
 		t.Errorf("app@4 restarted only %d times; the crash loop did not happen", restarts)
 	}
 	for _, unit := range instances(1, 3) {
