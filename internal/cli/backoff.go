@@ -115,14 +115,14 @@ func (b *backoffRun) stoppedOnPurpose() (bool, error) {
 // wait records st and waits its delay, unless systemd will not restart
 // the unit anyway or an operator stops or restarts it meanwhile.
 func (b *backoffRun) wait(st backoff.State) error {
+	ctx := b.cmd.Context()
 	h, err := b.herd()
 	if err != nil {
-		return err
+		return b.sleep(st, err)
 	}
-	ctx := b.cmd.Context()
 	restart, timeout, err := h.StopSettings(ctx, b.unit)
 	if err != nil {
-		return err
+		return b.sleep(st, err)
 	}
 	if restart == "no" {
 		return b.store.Remove(b.unit)
@@ -139,11 +139,23 @@ func (b *backoffRun) wait(st backoff.State) error {
 		b.unit, st.Failures, st.Last, st.Delay.Round(time.Millisecond))
 	job, err := h.WaitUnlessAsked(ctx, b.unit, st.Delay, backoffPoll)
 	if err != nil {
-		return err
+		return b.sleep(st, err)
 	}
 	if job != "" {
 		fmt.Fprintf(b.o.stderr, "%s: back-off ended early: %s requested\n", b.unit, job)
 		return b.store.Remove(b.unit)
 	}
+	return nil
+}
+
+// sleep waits out st without watching for an operator, when systemd cannot
+// be asked: a crash loop must not spin because D-Bus is down.
+func (b *backoffRun) sleep(st backoff.State, cause error) error {
+	if err := b.store.Save(st); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.o.stderr, "<4>%s failed %d times in a row (last: %s); next attempt in %s (%v)\n",
+		b.unit, st.Failures, st.Last, st.Delay.Round(time.Millisecond), cause)
+	time.Sleep(time.Until(st.Next))
 	return nil
 }
