@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/unitkit/unitkit/internal/herd"
@@ -34,7 +36,17 @@ func (o *options) persistCmd() *cobra.Command {
 			default:
 				return usageError(fmt.Errorf("APPCTL_PLACEMENT=%q: want cpus or none", mode))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n, mode) })
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n, mode, notifyReady) })
 		},
 	}
+}
+
+// notifyReady tells systemd the count is recorded: NAME-persist@.service is
+// Type=notify, so appctl scale stops waiting here, before any reload.
+func notifyReady() error {
+	sent, err := daemon.SdNotify(false, daemon.SdNotifyReady)
+	if err == nil && !sent {
+		return errors.New("NOTIFY_SOCKET is not set: appctl persist is run by systemd as NAME-persist@N.service")
+	}
+	return err
 }

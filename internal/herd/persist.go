@@ -7,7 +7,8 @@ import (
 )
 
 // persist records n as the instance count by starting the one-shot unit
-// NAME-persist@n.service, which runs Persist as root. Going through a unit
+// NAME-persist@n.service, which runs Persist as root; it returns once the
+// count is recorded (the unit's READY=1). Going through a unit
 // lets an operator whom polkit allows to manage this service's units, and
 // nothing else, change what starts at boot: enabling unit files directly
 // would need a right that covers every unit on the machine.
@@ -26,26 +27,53 @@ func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
 	return nil
 }
 
-// Persist makes instances 1 … n, and no other, start at boot: it enables
-// them (and the socket and target), disables the other enabled instances,
-// places each on its share of the CPUs (mode PlaceCPUs) or on all of them
-// (PlaceNone), and reloads systemd so the target's dependencies and the
-// placement drop-ins are current. It is run as root by
+// Persist makes instances 1 … n, and no other, start at boot: it places
+// each on its share of the CPUs (mode PlaceCPUs) or on all of them
+// (PlaceNone), enables them (and the socket and target) and disables the
+// other enabled instances. Then the count is recorded, and ready is called
+// (the unit's READY=1, which ends appctl scale's wait). Only then, and only
+// if systemd's loaded configuration no longer matches the files (an
+// instance loaded with other placement, or a disabled instance its target
+// still wants until the next reload), does it reload systemd, so that no
+// scale waits for a daemon-reload (docs/decisions.md). It is run as root by
 // NAME-persist@.service.
-func (h *Herd) Persist(ctx context.Context, n int, mode string) error {
+func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() error) error {
 	if err := h.place(ctx, n, mode); err != nil {
 		return err
 	}
-	wants, err := h.targetWants(ctx)
+	disabled, err := h.enableOnly(ctx, n)
 	if err != nil {
 		return err
+	}
+	if err := ready(); err != nil {
+		return fmt.Errorf("report the count recorded: %w", err)
+	}
+	stale, err := h.staleInstances(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stale) == 0 && len(disabled) == 0 {
+		return nil
+	}
+	if err := h.conn.ReloadContext(ctx); err != nil {
+		return classify(fmt.Errorf("reload systemd: %w", err))
+	}
+	return nil
+}
+
+// enableOnly enables instances 1 … n with the socket and the target, and
+// disables every other enabled instance, which it returns.
+func (h *Herd) enableOnly(ctx context.Context, n int) ([]string, error) {
+	wants, err := h.targetWants(ctx)
+	if err != nil {
+		return nil, err
 	}
 	enable := []string{h.app.Socket(), h.app.Target()}
 	for i := 1; i <= n; i++ {
 		enable = append(enable, h.app.Instance(i))
 	}
 	if _, _, err := h.conn.EnableUnitFilesContext(ctx, enable, false, true); err != nil {
-		return classify(fmt.Errorf("enable %v: %w", enable, err))
+		return nil, classify(fmt.Errorf("enable %v: %w", enable, err))
 	}
 	var disable []string
 	for _, u := range wants {
@@ -55,11 +83,28 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string) error {
 	}
 	if len(disable) > 0 {
 		if _, err := h.conn.DisableUnitFilesContext(ctx, disable, false); err != nil {
-			return classify(fmt.Errorf("disable %v: %w", disable, err))
+			return nil, classify(fmt.Errorf("disable %v: %w", disable, err))
 		}
 	}
-	if err := h.conn.ReloadContext(ctx); err != nil {
-		return classify(fmt.Errorf("reload systemd: %w", err))
+	return disable, nil
+}
+
+// staleInstances returns the loaded instances whose unit files or drop-ins
+// changed since systemd read them (NeedDaemonReload).
+func (h *Herd) staleInstances(ctx context.Context) ([]string, error) {
+	loaded, err := h.conn.ListUnitsByPatternsContext(ctx, nil, []string{h.app.Name() + "@*.service"})
+	if err != nil {
+		return nil, classify(fmt.Errorf("list instances: %w", err))
 	}
-	return nil
+	var stale []string
+	for _, u := range loaded {
+		p, err := h.conn.GetUnitPropertyContext(ctx, u.Name, "NeedDaemonReload")
+		if err != nil {
+			return nil, classify(fmt.Errorf("read %s: %w", u.Name, err))
+		}
+		if need, _ := p.Value.Value().(bool); need {
+			stale = append(stale, u.Name)
+		}
+	}
+	return stale, nil
 }

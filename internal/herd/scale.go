@@ -12,13 +12,14 @@ import (
 
 // Scale makes exactly instances 1 … n run and start at boot, where n is
 // what want returns for the number of instances running now (an error from
-// want changes nothing). New instances start concurrently and count once
-// systemd reports them ready; if one fails, or the count cannot be
-// recorded, every instance this call started is stopped again and nothing
-// else changes. Then the count is recorded (see Persist), and the instances
-// above n, or not numbered, are stopped one at a time, highest first, each
-// draining its requests. With n = 0 the socket keeps listening, and its
-// next connection starts instance 1.
+// want changes nothing). First the count is recorded and each instance's
+// placement written (see Persist), so that new instances start on their
+// CPUs; then the new instances start concurrently and count once systemd
+// reports them ready. If one fails, every instance this call started is
+// stopped again and the count recorded before is recorded again. Then the
+// instances above n, or not numbered, are stopped one at a time, highest
+// first, each draining its requests. With n = 0 the socket keeps
+// listening, and its next connection starts instance 1.
 func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), out io.Writer) error {
 	snap, err := h.Snapshot(ctx)
 	if err != nil {
@@ -42,11 +43,13 @@ func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), o
 			missing = append(missing, h.app.Instance(i))
 		}
 	}
-	if err := h.startAll(ctx, missing, out); err != nil {
+	if err := h.persist(ctx, n, out); err != nil {
 		return err
 	}
-	if err := h.persist(ctx, n, out); err != nil {
-		h.rollback(ctx, missing, out)
+	if err := h.startAll(ctx, missing, out); err != nil {
+		if perr := h.persist(context.WithoutCancel(ctx), enabledCount(snap.Instances), out); perr != nil {
+			fmt.Fprintf(out, "could not record the previous count again: %v\n", perr)
+		}
 		return err
 	}
 	extra := extras(snap.Instances, n)
@@ -59,6 +62,17 @@ func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), o
 	}
 	fmt.Fprintf(out, "%s: %s running\n", h.app.Name(), Instances(n))
 	return nil
+}
+
+// enabledCount is how many instances start at boot.
+func enabledCount(instances []Instance) int {
+	n := 0
+	for _, in := range instances {
+		if in.Enabled {
+			n++
+		}
+	}
+	return n
 }
 
 // extras are the instances to stop when scaling to n: running or starting,

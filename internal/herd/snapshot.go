@@ -2,8 +2,12 @@ package herd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,19 +132,26 @@ func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]bool, er
 	return units, enabled, nil
 }
 
-// targetWants returns the instances the target wants, i.e. the enabled ones.
-func (h *Herd) targetWants(ctx context.Context) ([]string, error) {
-	p, err := h.conn.GetUnitPropertyContext(ctx, h.app.Target(), "Wants")
-	if err != nil {
-		return nil, classify(fmt.Errorf("read %s: %w", h.app.Target(), err))
+// targetWants returns the enabled instances: those whose symlink is in
+// the target's .wants directory. The files, not systemd's loaded
+// dependencies, are the record: appctl scale changes them without making
+// systemd reload (see Persist).
+func (h *Herd) targetWants(_ context.Context) ([]string, error) {
+	dir := filepath.Join(unitDir, h.app.Target()+".wants")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	all, _ := p.Value.Value().([]string)
+	if err != nil {
+		return nil, fmt.Errorf("read the instances enabled for boot: %w", err)
+	}
 	var out []string
-	for _, u := range all {
-		if _, ok := h.app.instanceOf(u); ok {
-			out = append(out, u)
+	for _, e := range entries {
+		if _, ok := h.app.instanceOf(e.Name()); ok {
+			out = append(out, e.Name())
 		}
 	}
+	slices.SortFunc(out, h.compareUnits)
 	return out, nil
 }
 
