@@ -36,7 +36,7 @@ func (o *options) persistCmd() *cobra.Command {
 			default:
 				return usageError(fmt.Errorf("APPCTL_PLACEMENT=%q: want cpus or none", mode))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n, mode, notifyReady) })
+			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Persist(cmd.Context(), n, mode, notifyReady, o.stderr) })
 		},
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 )
 
 // persist records n as the instance count by starting the one-shot unit
@@ -37,7 +39,7 @@ func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
 // still wants until the next reload), does it reload systemd, so that no
 // scale waits for a daemon-reload (docs/decisions.md). It is run as root by
 // NAME-persist@.service.
-func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() error) error {
+func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() error, log io.Writer) error {
 	if err := h.place(ctx, n, mode); err != nil {
 		return err
 	}
@@ -55,6 +57,10 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if len(stale) == 0 && len(disabled) == 0 {
 		return nil
 	}
+	// appctl scale starts the new instances right after READY=1: let them
+	// start before systemd stops to reload.
+	h.waitQuiet(ctx, 250*time.Millisecond, 30*time.Second)
+	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled: %v\n", stale, disabled)
 	if err := h.conn.ReloadContext(ctx); err != nil {
 		return classify(fmt.Errorf("reload systemd: %w", err))
 	}
@@ -107,4 +113,23 @@ func (h *Herd) staleInstances(ctx context.Context) ([]string, error) {
 		}
 	}
 	return stale, nil
+}
+
+// waitQuiet waits until systemd has had no job for this service's units
+// for quiet, or at most limit.
+func (h *Herd) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	calm := time.Now()
+	for time.Now().Before(deadline) && time.Since(calm) < quiet {
+		jobs, err := h.conn.ListJobsContext(ctx)
+		if err != nil {
+			return
+		}
+		for _, j := range jobs {
+			if strings.HasPrefix(j.Unit, h.app.Name()+"@") {
+				calm = time.Now()
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }

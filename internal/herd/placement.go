@@ -46,9 +46,12 @@ func placement(i, n int, cpus []int) []int {
 }
 
 // place writes the placement drop-ins of instances 1 … n (none with
-// PlaceNone), removes every other one, and moves the running instances'
-// threads onto their CPUs at once, so that no restart is needed (Go then
-// adjusts GOMAXPROCS by itself). It runs as root, from Persist.
+// PlaceNone) and moves the running instances' threads onto their CPUs at
+// once, so that no restart is needed (Go then adjusts GOMAXPROCS by
+// itself). Instances above n keep a drop-in if they had one, rewritten to
+// the placement every count of at least one instance per CPU gives them,
+// so that systemd's loaded copy of a stopped instance stays current across
+// most scale changes and needs no reload. It runs as root, from Persist.
 func (h *Herd) place(ctx context.Context, n int, mode string) error {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
@@ -57,6 +60,17 @@ func (h *Herd) place(ctx context.Context, n int, mode string) error {
 	cpus := cpuList(set)
 	old, _ := filepath.Glob(filepath.Join(unitDir, h.app.Name()+"@*.service.d", placementDropIn))
 	for _, f := range old {
+		unit := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), ".d")
+		i := h.app.number(unit)
+		if mode == PlaceCPUs && i > 0 && i <= n {
+			continue // rewritten below
+		}
+		if mode == PlaceCPUs && i > n {
+			if err := h.writePlacement(i, placement(i, max(i, len(cpus)), cpus)); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := os.Remove(f); err != nil {
 			return fmt.Errorf("remove %s: %w", f, err)
 		}
@@ -66,7 +80,7 @@ func (h *Herd) place(ctx context.Context, n int, mode string) error {
 		share := cpus
 		if mode == PlaceCPUs {
 			share = placement(i, n, cpus)
-			if err := h.writePlacement(i, n, share); err != nil {
+			if err := h.writePlacement(i, share); err != nil {
 				return err
 			}
 		}
@@ -75,15 +89,21 @@ func (h *Herd) place(ctx context.Context, n int, mode string) error {
 	return nil
 }
 
-func (h *Herd) writePlacement(i, n int, share []int) error {
+// writePlacement writes instance i's drop-in unless it already says the
+// same: systemd marks a loaded unit as needing a reload when a drop-in's
+// time changes, whatever its content.
+func (h *Herd) writePlacement(i int, share []int) error {
 	dir := filepath.Join(unitDir, h.app.Instance(i)+".d")
+	body := fmt.Sprintf("# Written by appctl scale: instance %d runs on its own share of the CPUs.\n"+
+		"# Set APPCTL_PLACEMENT=none in /etc/default/%s and scale again to let every instance use every CPU.\n"+
+		"[Service]\nCPUAffinity=%s\n", i, h.app.Name(), cpuString(share))
+	path := filepath.Join(dir, placementDropIn)
+	if old, err := os.ReadFile(path); err == nil && string(old) == body {
+		return nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("placement of %s: %w", h.app.Instance(i), err)
 	}
-	body := fmt.Sprintf("# Written by appctl scale: instance %d of %d runs on its own share of the CPUs.\n"+
-		"# Set APPCTL_PLACEMENT=none in /etc/default/%s and scale again to let every instance use every CPU.\n"+
-		"[Service]\nCPUAffinity=%s\n", i, n, h.app.Name(), cpuString(share))
-	path := filepath.Join(dir, placementDropIn)
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		return fmt.Errorf("placement of %s: %w", h.app.Instance(i), err)
 	}
