@@ -15,7 +15,10 @@ import (
 // nothing else, change what starts at boot: enabling unit files directly
 // would need a right that covers every unit on the machine.
 func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
-	if _, err := h.start(ctx, h.app.Persist(n)); err != nil {
+	// Restart, not start: after READY=1 an earlier run of the same unit may
+	// still be waiting to reload systemd, and starting an active unit does
+	// nothing. The new run reloads in its place if that is still needed.
+	if _, err := h.restart(ctx, h.app.Persist(n)); err != nil {
 		return fmt.Errorf("record %d instances for boot (see journalctl -u %s): %w", n, h.app.Persist(n), err)
 	}
 	switch n {
