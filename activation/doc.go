@@ -81,7 +81,8 @@
 //	TimeoutStopSec=40s
 //	KillMode=mixed
 //	Restart=always
-//	RestartSec=300ms
+//	RestartSec=0
+//	ExecStopPost=-+/usr/bin/appctl backoff %n
 //
 // NonBlocking=yes matters: all instances share the socket's O_NONBLOCK flag,
 // and without it systemd clears the flag whenever it starts an instance;

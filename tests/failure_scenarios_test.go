@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// Instances that fail at every start (one with the shipped units, two with
-// RestartSec=50ms, once the fastest restarts before the back-off), and an operator restarting others again and
-// again, never close the socket: the healthy instances serve throughout
+// Instances that fail at every start (one with the shipped units, two
+// also waiting RestartSec=50ms between attempts, as the fastest restarts
+// did before the crash back-off), and an operator restarting others again
+// and again, never close the socket: the healthy instances serve throughout
 // without a failed request. With systemd's default start limit the operator
 // alone fails the socket; with its default trigger limit the fast crash
 // loops do.

@@ -3,10 +3,8 @@ package ecosystem
 import (
 	"strconv"
 	"strings"
+	"time"
 )
-
-// shippedRestartSec is app@.service's RestartSec=, in milliseconds.
-const shippedRestartSec = 300
 
 // stopMargin is what TimeoutStopSec= allows beyond the drain, as
 // app@.service does (DRAIN_TIMEOUT=30s, TimeoutStopSec=40s).
@@ -230,13 +228,40 @@ func (b *builder) restart() error {
 	switch {
 	case err != nil:
 		return err
-	case !ok:
-	case ms < shippedRestartSec:
-		b.p.Unmapped = append(b.p.Unmapped, Unmapped{Field: "restart_delay", Value: itoa(ms),
-			Reason: "shorter than the shipped RestartSec=300ms, which keeps a crash loop from tripping the socket's trigger limit: kept at 300ms"})
-	default:
+	case ok && ms > 0:
 		b.p.Mapped = append(b.p.Mapped, Setting{Field: "restart_delay", Value: itoa(ms),
-			Lines: []string{"RestartSec=" + duration(ms)}, Note: "the wait before an exited instance is started again"})
+			Lines: []string{"RestartSec=" + duration(ms)}, Note: "a fixed wait before every restart, the first one included, on top of the crash back-off"})
+	}
+	return b.mapBackoff()
+}
+
+// mapBackoff maps PM2's min_uptime and exp_backoff_restart_delay onto the
+// crash back-off's settings (package backoff): a run this long resets it,
+// and its first wait.
+func (b *builder) mapBackoff() error {
+	for _, f := range []struct{ field, env, note string }{
+		{"min_uptime", "RESTART_MIN_UPTIME", "a run this long resets the crash back-off"},
+		{"exp_backoff_restart_delay", "RESTART_BACKOFF_FIRST", "the crash back-off's first wait; it doubles up to RESTART_BACKOFF_MAX (30s)"},
+	} {
+		ms, ok, err := b.timeOf(f.field)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			b.p.Mapped = append(b.p.Mapped, Setting{Field: f.field, Value: itoa(ms),
+				Lines: []string{"Environment=" + f.env + "=" + duration(ms)}, Note: f.note})
+		}
 	}
 	return nil
+}
+
+// timeOf reads a time PM2 takes as milliseconds or as text such as "10s"
+// or "1m".
+func (b *builder) timeOf(name string) (int64, bool, error) {
+	if v, isText := b.fields[name].(string); isText {
+		if d, err := time.ParseDuration(v); err == nil && d >= time.Millisecond && d <= time.Hour {
+			return d.Milliseconds(), true, nil
+		}
+	}
+	return b.millisOf(name, 1, 3600000)
 }

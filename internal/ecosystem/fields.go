@@ -15,7 +15,7 @@ type field struct {
 // Reasons shared by several fields.
 const (
 	logsReason       = "logs go to the journal: appctl logs (-f, -i N, --since)"
-	startLimitReason = "not mapped to StartLimitBurst=/StartLimitIntervalSec=: in systemd 252 a start limit hit by one instance fails the shared socket (NOTES.md); instances restart forever and a crash loop shows in appctl status (RESTARTS); a crash back-off is being built separately"
+	startLimitReason = "not mapped to StartLimitBurst=/StartLimitIntervalSec=: in systemd 252 a start limit hit by one instance fails the shared socket (NOTES.md); instances never give up: one that keeps failing backs off, 100 ms doubling up to 30 s, shows as backing off in appctl status, and recovers by itself"
 	watchReason      = "no file watching: after a deploy, appctl reload replaces the instances one by one without losing a request"
 	monitorReason    = "PM2's own tooling (PM2.io, keymetrics, versioning): appctl status, appctl metrics and /metrics instead"
 	cliReason        = "a PM2 command-line behaviour with no equivalent"
@@ -44,8 +44,8 @@ var fields = map[string]field{
 	"restart_delay":              {},
 	"instance_var":               {},
 	"max_restarts":               {reason: startLimitReason},
-	"min_uptime":                 {reason: startLimitReason},
-	"exp_backoff_restart_delay":  {reason: "a crash back-off is being built separately; until then instances restart after RestartSec= (300ms)"},
+	"min_uptime":                 {},
+	"exp_backoff_restart_delay":  {},
 	"stop_exit_codes":            {reason: "instances restart whatever their exit status; add RestartPreventExitStatus= in a drop-in (systemctl edit app@.service) if needed"},
 	"out_file":                   {aliases: []string{"out", "output", "out_log"}, reason: logsReason},
 	"error_file":                 {aliases: []string{"error", "err", "err_file", "err_log"}, reason: logsReason},
