@@ -57,7 +57,7 @@ func TestBuildExpressApp(t *testing.T) {
 	}
 	for field, reason := range map[string]string{
 		"max_restarts": "fails the shared socket",
-		"out_file": "appctl logs", "watch": "appctl reload", "env_staging": "--env staging",
+		"out_file":     "appctl logs", "watch": "appctl reload", "env_staging": "--env staging",
 	} {
 		if got := p.unmapped(field); !strings.Contains(got, reason) {
 			t.Errorf("%s: reason %q, want it to say %q", field, got, reason)
