@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/prometheus/procfs"
 
 	"github.com/unitkit/unitkit/internal/backoff"
@@ -65,7 +66,7 @@ type Snapshot struct {
 // /proc for the main processes.
 func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
 	s := Snapshot{App: h.app.Name(), Time: time.Now()}
-	units, enabled, err := h.instanceUnits(ctx)
+	units, loaded, enabled, err := h.instanceUnits(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -76,7 +77,7 @@ func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Instances[k], errs[k] = h.instance(ctx, unit, enabled[unit])
+			s.Instances[k], errs[k] = h.instance(ctx, unit, loaded[unit], enabled[unit])
 		}()
 	}
 	wg.Add(1)
@@ -104,22 +105,24 @@ func (s *Snapshot) attachBackoff(states map[string]backoff.State) {
 	}
 }
 
-// instanceUnits lists the instances systemd has loaded plus those enabled
-// through the target, sorted by number.
-func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]bool, error) {
-	loaded, err := h.conn.ListUnitsByPatternsContext(ctx, nil, []string{h.app.Name() + "@*.service"})
+// instanceUnits lists the instances systemd has loaded plus those enabled,
+// sorted by number, with the states systemd listed for the loaded ones.
+func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]sddbus.UnitStatus, map[string]bool, error) {
+	list, err := h.conn.ListUnitsByPatternsContext(ctx, nil, []string{h.app.Name() + "@*.service"})
 	if err != nil {
-		return nil, nil, classify(fmt.Errorf("list instances: %w", err))
+		return nil, nil, nil, classify(fmt.Errorf("list instances: %w", err))
 	}
 	var units []string
-	for _, u := range loaded {
+	loaded := map[string]sddbus.UnitStatus{}
+	for _, u := range list {
 		if _, ok := h.app.instanceOf(u.Name); ok && u.LoadState != "not-found" {
 			units = append(units, u.Name)
+			loaded[u.Name] = u
 		}
 	}
 	wants, err := h.targetWants(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	enabled := map[string]bool{}
 	for _, u := range wants {
@@ -129,7 +132,7 @@ func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]bool, er
 		}
 	}
 	slices.SortFunc(units, h.compareUnits)
-	return units, enabled, nil
+	return units, loaded, enabled, nil
 }
 
 // targetWants returns the enabled instances: those whose symlink is in
@@ -169,23 +172,31 @@ func (h *Herd) compareUnits(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-func (h *Herd) instance(ctx context.Context, unit string, enabled bool) (Instance, error) {
+// instance reads what systemd knows about one instance: its states from
+// the unit list (an enabled unit that is not loaded is inactive), and four
+// properties of its service. Asking for each is much cheaper for systemd
+// than sending all of the unit's and the service's properties, which is
+// what makes appctl status fast at 32 instances.
+func (h *Herd) instance(ctx context.Context, unit string, st sddbus.UnitStatus, enabled bool) (Instance, error) {
 	name, _ := h.app.instanceOf(unit)
-	in := Instance{Unit: unit, Name: name, Number: h.app.number(unit), Enabled: enabled, FDs: -1}
-	u, err := h.conn.GetUnitPropertiesContext(ctx, unit)
-	if err != nil {
-		return in, classify(fmt.Errorf("read %s: %w", unit, err))
+	in := Instance{Unit: unit, Name: name, Number: h.app.number(unit), Enabled: enabled, FDs: -1,
+		State: st.ActiveState, SubState: st.SubState}
+	if st.Name == "" {
+		in.State, in.SubState = "inactive", "dead"
+		return in, nil
 	}
-	svc, err := h.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
-	if err != nil {
-		return in, classify(fmt.Errorf("read %s: %w", unit, err))
+	props := map[string]any{}
+	for _, p := range []string{"MainPID", "NRestarts", "StatusText", "ExecMainStartTimestamp"} {
+		v, err := h.conn.GetServicePropertyContext(ctx, unit, p)
+		if err != nil {
+			return in, classify(fmt.Errorf("read %s: %w", unit, err))
+		}
+		props[p] = v.Value.Value()
 	}
-	in.State, _ = u["ActiveState"].(string)
-	in.SubState, _ = u["SubState"].(string)
-	in.PID, _ = svc["MainPID"].(uint32)
-	in.Restarts, _ = svc["NRestarts"].(uint32)
-	in.Status, _ = svc["StatusText"].(string)
-	if usec, _ := svc["ExecMainStartTimestamp"].(uint64); usec > 0 && in.PID > 0 {
+	in.PID, _ = props["MainPID"].(uint32)
+	in.Restarts, _ = props["NRestarts"].(uint32)
+	in.Status, _ = props["StatusText"].(string)
+	if usec, _ := props["ExecMainStartTimestamp"].(uint64); usec > 0 && in.PID > 0 {
 		in.Started = time.UnixMicro(int64(usec))
 	}
 	if in.PID > 0 {
