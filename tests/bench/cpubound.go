@@ -48,8 +48,8 @@ func (b *bench) againstPM2(ctx context.Context) error {
 	if b.pm2Bin == "" {
 		return nil
 	}
-	if _, out, err := b.pm2(ctx, "scale", "node", "2"); err != nil {
-		return fmt.Errorf("pm2 scale 2: %w\n%s", err, out)
+	if err := b.pm2ScaleTo(ctx, 2); err != nil {
+		return err
 	}
 	var pm2P99, pm2RPS, pm2Skews []float64
 	for _, n := range []int{2, 4} {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type options struct {
 	out      string
 	pm2      bool
 	wrk      bool
+	only     map[string]bool // steps to run; empty runs them all
 }
 
 func main() {
@@ -46,9 +48,15 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the JSON results")
 	flag.BoolVar(&o.pm2, "pm2", true, "also measure PM2 "+pm2Version+" (installed from npm into the user cache directory)")
 	flag.BoolVar(&o.wrk, "wrk", true, "also measure with Debian's wrk, a load generator written elsewhere")
+	only := flag.String("only", "", "run only these steps, comma-separated, in the bench's order: "+strings.Join(stepNames(), ",")+
+		" (scale and crash compare with PM2 only when pm2 runs too; againstpm2 and express need pm2)")
 	flag.Parse()
-	if flag.NArg() > 0 || o.runs < 1 || o.duration < 100*time.Millisecond || o.clients < 1 {
-		fmt.Fprintln(os.Stderr, "bench: usage: bench [-runs N>=1] [-duration D>=100ms] [-clients N>=1] [-bin DIR] [-units DIR] [-out DIR]")
+	var err error
+	if o.only, err = parseOnly(*only); err != nil || flag.NArg() > 0 || o.runs < 1 || o.duration < 100*time.Millisecond || o.clients < 1 {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		fmt.Fprintln(os.Stderr, "bench: usage: bench [-runs N>=1] [-duration D>=100ms] [-clients N>=1] [-bin DIR] [-units DIR] [-out DIR] [-only STEP,...]")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -80,7 +88,12 @@ func run(o options) error {
 	if err := install.Herd(ctx, s, o.bin, o.units); err != nil {
 		return err
 	}
-	b := &bench{s: s, o: o, pm2Bin: pm2Bin, useWrk: o.wrk}
+	sd, err := dialSystemd(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	b := &bench{s: s, o: o, sd: sd, pm2Bin: pm2Bin, useWrk: o.wrk, pm2Ref: map[string]float64{}}
 	if err := b.all(ctx); err != nil {
 		return err
 	}
@@ -90,8 +103,36 @@ func run(o options) error {
 }
 
 func (o options) String() string {
-	return fmt.Sprintf("%d runs per figure, %s per load run, %d clients", o.runs, o.duration, o.clients)
+	s := fmt.Sprintf("%d runs per figure, %s per load run, %d clients", o.runs, o.duration, o.clients)
+	if len(o.only) > 0 {
+		var steps []string
+		for _, name := range stepNames() {
+			if o.only[name] {
+				steps = append(steps, name)
+			}
+		}
+		s += ", only " + strings.Join(steps, ",")
+	}
+	return s
 }
+
+// parseOnly reads the -only list of step names.
+func parseOnly(list string) (map[string]bool, error) {
+	only := map[string]bool{}
+	if list == "" {
+		return only, nil
+	}
+	for _, name := range strings.Split(list, ",") {
+		if !slices.Contains(stepNames(), name) {
+			return nil, fmt.Errorf("-only: no step %q (steps: %s)", name, strings.Join(stepNames(), ","))
+		}
+		only[name] = true
+	}
+	return only, nil
+}
+
+// selected says whether the step called name runs.
+func (o options) selected(name string) bool { return len(o.only) == 0 || o.only[name] }
 
 // save writes the report as bench/results/<date>.json.
 func (r report) save(dir string) error {

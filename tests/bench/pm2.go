@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/unitkit/unitkit/tests/install"
@@ -42,8 +43,10 @@ func (b *bench) pm2(ctx context.Context, args ...string) (time.Duration, string,
 	return time.Since(start), out, err
 }
 
-// pm2Rows measures the PM2 reference: balance, reload, scale and memory
-// (CPU-bound latency is measured against the herd's, in cpubound.go).
+// pm2Rows measures the PM2 reference: balance, reload, scale, kill -9
+// recovery and memory (CPU-bound latency is measured against the herd's,
+// in cpubound.go). It keeps the medians the herd's scale and crash rows
+// compare with in pm2Ref.
 func (b *bench) pm2Rows(ctx context.Context) error {
 	if b.pm2Bin == "" {
 		return nil
@@ -70,6 +73,9 @@ func (b *bench) pm2Rows(ctx context.Context) error {
 	if err := b.pm2Scale(ctx); err != nil {
 		return err
 	}
+	if err := b.pm2Crash(ctx); err != nil {
+		return err
+	}
 	return b.pm2Memory(ctx)
 }
 
@@ -90,22 +96,108 @@ func (b *bench) pm2Reload(ctx context.Context) error {
 	return nil
 }
 
-// pm2Scale times pm2 scale from 1 to N workers.
+// pm2Scale times pm2 scale from 1 to 2 and from 2 to 4 workers, as scale
+// times appctl scale: from a quiet sandbox after the untimed scale to the
+// starting count. pm2 scale answers once every new worker is ready
+// (--wait-ready).
 func (b *bench) pm2Scale(ctx context.Context) error {
-	for _, n := range []int{2, 4} {
+	for _, st := range scaleSteps() {
+		from, to := st[0], st[1]
 		var took []float64
 		for range b.o.runs {
-			if _, out, err := b.pm2(ctx, "scale", "node", "1"); err != nil {
-				return fmt.Errorf("pm2 scale 1: %w\n%s", err, out)
+			if err := b.pm2ScaleTo(ctx, from); err != nil {
+				return err
 			}
-			d, out, err := b.pm2(ctx, "scale", "node", strconv.Itoa(n))
+			if err := b.quiet(ctx); err != nil {
+				return err
+			}
+			d, out, err := b.pm2(ctx, "scale", "node", strconv.Itoa(to))
 			if err != nil {
-				return fmt.Errorf("pm2 scale %d: %w\n%s", n, err, out)
+				return fmt.Errorf("pm2 scale %d: %w\n%s", to, err, out)
 			}
 			took = append(took, ms(d))
 		}
-		b.add(newRow(fmt.Sprintf("PM2 pm2 scale 1→%d (process start included)", n), "ms", took, "", "", nil))
+		key := scaleKey(from, to)
+		r := newRow("PM2 "+key+" (process start included)", "ms", took, "", "", nil)
+		b.pm2Ref[key] = r.Median
+		b.add(r)
 	}
+	return nil
+}
+
+// pm2ScaleTo scales the Node app under PM2 to n workers, untimed; pm2
+// scale fails with "Nothing to do" when it runs n already.
+func (b *bench) pm2ScaleTo(ctx context.Context, n int) error {
+	_, out, err := b.pm2(ctx, "scale", "node", strconv.Itoa(n))
+	if err != nil && !strings.Contains(out, "Nothing to do") {
+		return fmt.Errorf("pm2 scale %d: %w\n%s", n, err, out)
+	}
+	return nil
+}
+
+// pm2KillScript kills PM2's first worker of the app argv[2] with SIGKILL
+// and prints the milliseconds until PM2 lists a new pid with status
+// "online" for its pm_id (with --wait-ready, once the worker said ready).
+// It reads the same process list as pm2 jlist, through one connection to
+// the daemon kept open and polled every 5 ms: a pm2 jlist command takes
+// longer to start than the restart it would time. It first waits until
+// the worker has run argv[3] ms, so that PM2 counts a healthy worker's
+// crash, not an unstable restart (min_uptime). argv[1] is PM2's module.
+const pm2KillScript = `
+const [mod, name, minUptime] = process.argv.slice(1);
+const pm2 = require(mod);
+const fail = (what, err) => { console.error(what + ': ' + err); process.exit(1); };
+pm2.connect((err) => {
+  if (err) fail('connect', err);
+  pm2.list((err, list) => {
+    if (err) fail('list', err);
+    const w = list.filter((p) => p.name === name && p.pid).sort((a, b) => a.pm_id - b.pm_id)[0];
+    if (!w) fail('list', 'no worker of ' + name + ' runs');
+    setTimeout(() => {
+      process.kill(w.pid, 'SIGKILL');
+      const start = process.hrtime.bigint();
+      const poll = () => pm2.list((err, list) => {
+        const p = !err && list.find((x) => x.pm_id === w.pm_id);
+        const took = Number(process.hrtime.bigint() - start) / 1e6;
+        if (p && p.pid && p.pid !== w.pid && p.pm2_env.status === 'online') {
+          console.log(took);
+          process.exit(0);
+        }
+        if (took > 30000) fail('worker ' + w.pm_id, 'not online again within 30 s');
+        setTimeout(poll, 5);
+      });
+      poll();
+    }, Math.max(0, Number(minUptime) - (Date.now() - w.pm2_env.pm_uptime)));
+  });
+});
+`
+
+// pm2Crash times kill -9 of one of 2 workers until PM2 has it online
+// again, under the same load as the herd's crash row.
+func (b *bench) pm2Crash(ctx context.Context) error {
+	if err := b.pm2ScaleTo(ctx, 2); err != nil {
+		return err
+	}
+	module := filepath.Join(filepath.Dir(filepath.Dir(b.pm2Bin)), "pm2")
+	took, failed, err := b.underCrash(pm2URL, func() (time.Duration, error) {
+		// PM2's min_uptime is 1 s; 1.5 s leaves a margin.
+		out, err := b.s.Run(ctx, "env", "PM2_HOME=/root/.pm2", "HOME=/root", "node", "-e", pm2KillScript, module, "node", "1500")
+		if err != nil {
+			return 0, fmt.Errorf("pm2 kill -9: %w", err)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+		if err != nil {
+			return 0, fmt.Errorf("pm2 kill -9: %q: %w", out, err)
+		}
+		return time.Duration(v * float64(time.Millisecond)), nil
+	})
+	if err != nil {
+		return err
+	}
+	r := newRow("PM2 "+pm2Kill9+", 2 workers (new pid, status online)", "ms", took, "", "", nil)
+	b.pm2Ref[pm2Kill9] = r.Median
+	b.add(r)
+	b.add(newRow("PM2 failed requests around a kill -9 of a worker", "count", failed, "", "", nil))
 	return nil
 }
 

@@ -80,6 +80,10 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.2f", v)
 	case "share":
 		return fmt.Sprintf("%.0f%%", 100*v)
+	case "percent":
+		return fmt.Sprintf("%.1f%%", v)
+	case "s":
+		return fmt.Sprintf("%.2f s", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }
