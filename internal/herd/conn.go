@@ -27,14 +27,20 @@ type Herd struct {
 	conn *sddbus.Conn
 }
 
-// Connect opens a connection to systemd over the system bus, so that polkit
-// decides what a non-root caller may do, and checks that the service's
-// units are installed. Root falls back to systemd's private socket when
-// the bus is down.
+// Connect opens a connection to systemd and checks that the service's
+// units are installed. A non-root caller goes through the system bus, so
+// that polkit decides what it may do; root talks to systemd's private
+// socket directly, which saves the bus daemon's hop on every call (appctl
+// status makes a hundred at 32 instances), and uses the bus only if that
+// fails.
 func Connect(ctx context.Context, app App) (*Herd, error) {
-	conn, err := sddbus.NewSystemConnectionContext(ctx)
-	if err != nil && os.Geteuid() == 0 {
+	var conn *sddbus.Conn
+	err := errors.New("not root")
+	if os.Geteuid() == 0 {
 		conn, err = sddbus.NewSystemdConnectionContext(ctx)
+	}
+	if err != nil {
+		conn, err = sddbus.NewSystemConnectionContext(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v (is systemd PID 1 and D-Bus running? on a machine without systemd try make demo)", ErrUnreachable, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -15,9 +16,13 @@ import (
 // nothing else, change what starts at boot: enabling unit files directly
 // would need a right that covers every unit on the machine.
 func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
-	// Restart, not start: after READY=1 an earlier run of the same unit may
-	// still be waiting to reload systemd, and starting an active unit does
-	// nothing. The new run reloads in its place if that is still needed.
+	// After READY=1 an earlier run may still be waiting to reload systemd:
+	// stop those of other counts, and restart, not start, this count's
+	// (starting an active unit does nothing). The new run reloads in their
+	// place if that is still needed.
+	if err := h.stopOtherPersists(ctx, h.app.Persist(n)); err != nil {
+		return err
+	}
 	if _, err := h.restart(ctx, h.app.Persist(n)); err != nil {
 		return fmt.Errorf("record %d instances for boot (see journalctl -u %s): %w", n, h.app.Persist(n), err)
 	}
@@ -46,8 +51,7 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if err := h.place(ctx, n, mode); err != nil {
 		return err
 	}
-	disabled, err := h.enableOnly(ctx, n)
-	if err != nil {
+	if err := h.enableOnly(ctx, n); err != nil {
 		return err
 	}
 	if err := ready(); err != nil {
@@ -57,13 +61,20 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if err != nil {
 		return err
 	}
-	if len(stale) == 0 && len(disabled) == 0 {
+	wanted, err := h.wantedButDisabled(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stale) == 0 && len(wanted) == 0 {
 		return nil
 	}
 	// appctl scale starts the new instances right after READY=1: let them
 	// start before systemd stops to reload.
 	h.waitQuiet(ctx, 250*time.Millisecond, 30*time.Second)
-	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled: %v\n", stale, disabled)
+	if ctx.Err() != nil {
+		return nil // stopped by a newer scale, which reloads if still needed
+	}
+	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled but still wanted by %s: %v\n", stale, h.app.Target(), wanted)
 	if err := h.conn.ReloadContext(ctx); err != nil {
 		return classify(fmt.Errorf("reload systemd: %w", err))
 	}
@@ -71,18 +82,18 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 }
 
 // enableOnly enables instances 1 … n with the socket and the target, and
-// disables every other enabled instance, which it returns.
-func (h *Herd) enableOnly(ctx context.Context, n int) ([]string, error) {
+// disables every other enabled instance.
+func (h *Herd) enableOnly(ctx context.Context, n int) error {
 	wants, err := h.targetWants(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	enable := []string{h.app.Socket(), h.app.Target()}
 	for i := 1; i <= n; i++ {
 		enable = append(enable, h.app.Instance(i))
 	}
 	if _, _, err := h.conn.EnableUnitFilesContext(ctx, enable, false, true); err != nil {
-		return nil, classify(fmt.Errorf("enable %v: %w", enable, err))
+		return classify(fmt.Errorf("enable %v: %w", enable, err))
 	}
 	var disable []string
 	for _, u := range wants {
@@ -92,10 +103,50 @@ func (h *Herd) enableOnly(ctx context.Context, n int) ([]string, error) {
 	}
 	if len(disable) > 0 {
 		if _, err := h.conn.DisableUnitFilesContext(ctx, disable, false); err != nil {
-			return nil, classify(fmt.Errorf("disable %v: %w", disable, err))
+			return classify(fmt.Errorf("disable %v: %w", disable, err))
 		}
 	}
-	return disable, nil
+	return nil
+}
+
+// wantedButDisabled returns the instances the target's loaded Wants= still
+// lists though they are no longer enabled: until systemd reloads,
+// systemctl start NAME.target would start them.
+func (h *Herd) wantedButDisabled(ctx context.Context) ([]string, error) {
+	p, err := h.conn.GetUnitPropertyContext(ctx, h.app.Target(), "Wants")
+	if err != nil {
+		return nil, classify(fmt.Errorf("read %s: %w", h.app.Target(), err))
+	}
+	enabled, err := h.targetWants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	loaded, _ := p.Value.Value().([]string)
+	var out []string
+	for _, u := range loaded {
+		if _, ok := h.app.instanceOf(u); ok && !slices.Contains(enabled, u) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// stopOtherPersists stops the runs of NAME-persist@ other than keep that
+// are still active (waiting to reload, or a concurrent scale's).
+func (h *Herd) stopOtherPersists(ctx context.Context, keep string) error {
+	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "reloading"}, []string{h.app.Name() + "-persist@*.service"})
+	if err != nil {
+		return classify(fmt.Errorf("list %s-persist@ runs: %w", h.app.Name(), err))
+	}
+	for _, u := range units {
+		if u.Name == keep {
+			continue
+		}
+		if _, err := h.stop(ctx, u.Name); err != nil {
+			return fmt.Errorf("end the earlier count's run: %w", err)
+		}
+	}
+	return nil
 }
 
 // staleInstances returns the loaded instances whose unit files or drop-ins
