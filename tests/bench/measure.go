@@ -215,10 +215,11 @@ func (b *bench) scale(ctx context.Context) error {
 	return nil
 }
 
-// quiet waits until systemd has no job queued, for at most 5 s, and then
-// 300 ms more, so that a timed command starts from a quiet systemd: not
-// behind the tail of the untimed preparation before it (instances still
-// stopping, app-persist@ still enabling units, a daemon-reload).
+// quiet waits until systemd has no job queued and no app-persist@ run is
+// left (one may still be waiting to reload systemd after a scale down),
+// for at most 5 s, and then 300 ms more, so that a timed command starts
+// from a quiet systemd: not behind the tail of the untimed preparation
+// before it (instances still stopping, a daemon-reload).
 func (b *bench) quiet(ctx context.Context) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -226,8 +227,13 @@ func (b *bench) quiet(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("waiting for systemd's jobs: %w", err)
 		}
+		persist, _ := b.s.Run(ctx, "systemctl", "list-units", "--state=active,activating", "--no-legend", "app-persist@*")
 		jobs := strings.TrimSpace(out)
-		if jobs == "" || strings.HasPrefix(jobs, "No jobs") {
+		if strings.HasPrefix(jobs, "No jobs") {
+			jobs = ""
+		}
+		jobs = strings.TrimSpace(jobs + "\n" + persist)
+		if jobs == "" {
 			break
 		}
 		if time.Now().After(deadline) {
