@@ -16,7 +16,7 @@ func (h *Herd) Start(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s listening\n", h.app.Socket())
-	wants, err := h.targetWants(ctx)
+	wants, err := h.targetWants()
 	if err != nil {
 		return err
 	}

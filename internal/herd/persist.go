@@ -84,7 +84,7 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 // enableOnly enables instances 1 … n with the socket and the target, and
 // disables every other enabled instance.
 func (h *Herd) enableOnly(ctx context.Context, n int) error {
-	wants, err := h.targetWants(ctx)
+	wants, err := h.targetWants()
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (h *Herd) wantedButDisabled(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("read %s: %w", h.app.Target(), err))
 	}
-	enabled, err := h.targetWants(ctx)
+	enabled, err := h.targetWants()
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), o
 		return err
 	}
 	if err := h.startAll(ctx, missing, out); err != nil {
-		if perr := h.persist(context.WithoutCancel(ctx), enabledCount(snap.Instances), out); perr != nil {
+		if perr := h.persist(context.WithoutCancel(ctx), snap.Enabled(), out); perr != nil {
 			fmt.Fprintf(out, "could not record the previous count again: %v\n", perr)
 		}
 		return err
@@ -62,17 +62,6 @@ func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), o
 	}
 	fmt.Fprintf(out, "%s: %s running\n", h.app.Name(), Instances(n))
 	return nil
-}
-
-// enabledCount is how many instances start at boot.
-func enabledCount(instances []Instance) int {
-	n := 0
-	for _, in := range instances {
-		if in.Enabled {
-			n++
-		}
-	}
-	return n
 }
 
 // extras are the instances to stop when scaling to n: running or starting,

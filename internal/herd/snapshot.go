@@ -95,6 +95,18 @@ func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
 	return s, nil
 }
 
+// Enabled is how many of the instances start at boot: the count appctl
+// scale recorded.
+func (s Snapshot) Enabled() int {
+	n := 0
+	for _, in := range s.Instances {
+		if in.Enabled {
+			n++
+		}
+	}
+	return n
+}
+
 // attachBackoff marks the instances that are not running and wait out a
 // back-off at the snapshot's time.
 func (s *Snapshot) attachBackoff(states map[string]backoff.State) {
@@ -120,7 +132,7 @@ func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]sddbus.U
 			loaded[u.Name] = u
 		}
 	}
-	wants, err := h.targetWants(ctx)
+	wants, err := h.targetWants()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -139,7 +151,7 @@ func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]sddbus.U
 // the target's .wants directory. The files, not systemd's loaded
 // dependencies, are the record: appctl scale changes them without making
 // systemd reload (see Persist).
-func (h *Herd) targetWants(_ context.Context) ([]string, error) {
+func (h *Herd) targetWants() ([]string, error) {
 	dir := filepath.Join(unitDir, h.app.Target()+".wants")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

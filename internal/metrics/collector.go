@@ -71,7 +71,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.d.listening, boolValue(sock.State == "active"), sock.Unit)
 	gauge(c.d.queued, float64(sock.Queued), sock.Unit)
 	gauge(c.d.backlog, float64(sock.Backlog), sock.Unit)
-	gauge(c.d.desired, float64(enabledCount(snap.Instances)), c.target)
+	gauge(c.d.desired, float64(snap.Enabled()), c.target)
 	for _, in := range snap.Instances {
 		c.collectInstance(ch, in)
 	}
@@ -92,17 +92,6 @@ func (c collector) collectInstance(ch chan<- prometheus.Metric, in herd.Instance
 	}
 	send(c.d.backoff, prometheus.GaugeValue, left)
 	send(c.d.failures, prometheus.GaugeValue, failures)
-}
-
-// enabledCount counts the enabled instances.
-func enabledCount(ins []herd.Instance) int {
-	n := 0
-	for _, in := range ins {
-		if in.Enabled {
-			n++
-		}
-	}
-	return n
 }
 
 // boolValue is 1 for true and 0 for false.
