@@ -138,11 +138,12 @@ func (b *backoffRun) wait(st backoff.State) error {
 	if err := b.store.Save(st); err != nil {
 		return err
 	}
-	fmt.Fprintf(b.o.stderr, "<4>%s failed %d times in a row (last: %s); next attempt in %s\n",
-		b.unit, st.Failures, st.Last, st.Delay.Round(time.Millisecond))
+	b.announce(st, nil)
 	job, err := h.WaitUnlessAsked(ctx, b.unit, st.Delay, backoffPoll)
 	if err != nil {
-		return b.sleep(st, err)
+		fmt.Fprintf(b.o.stderr, "<4>%s: cannot watch for a stop or restart (%v); waiting unwatched\n", b.unit, err)
+		time.Sleep(time.Until(st.Next))
+		return nil
 	}
 	if job != "" {
 		fmt.Fprintf(b.o.stderr, "%s: back-off ended early: %s requested\n", b.unit, job)
@@ -157,8 +158,18 @@ func (b *backoffRun) sleep(st backoff.State, cause error) error {
 	if err := b.store.Save(st); err != nil {
 		return err
 	}
-	fmt.Fprintf(b.o.stderr, "<4>%s failed %d times in a row (last: %s); next attempt in %s (%v)\n",
-		b.unit, st.Failures, st.Last, st.Delay.Round(time.Millisecond), cause)
+	b.announce(st, cause)
 	time.Sleep(time.Until(st.Next))
 	return nil
+}
+
+// announce writes the attempt's one journal record: why the instance
+// waits, and how long; cause, if any, says why nobody watches the wait.
+func (b *backoffRun) announce(st backoff.State, cause error) {
+	unwatched := ""
+	if cause != nil {
+		unwatched = fmt.Sprintf(" (unwatched: %v)", cause)
+	}
+	fmt.Fprintf(b.o.stderr, "<4>%s failed %d times in a row (last: %s); next attempt in %s%s\n",
+		b.unit, st.Failures, st.Last, st.Delay.Round(time.Millisecond), unwatched)
 }
