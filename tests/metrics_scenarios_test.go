@@ -49,7 +49,12 @@ func TestAppctlMetrics(t *testing.T) {
 	})
 	h.checkInstanceMetrics(3)
 
-	// A crash: systemd restarts the instance and counts it.
+	// A crash: systemd restarts the instance and counts it. First the
+	// scale's record must be done: a daemon-reload it may still make
+	// while app@2 waits to restart would count that restart twice.
+	h.waitFor("app-persist@3 done", 30*time.Second, func() bool {
+		return h.show("app-persist@3.service", "ActiveState")["ActiveState"] == "inactive"
+	})
 	h.systemctl("kill", "--signal=SIGKILL", "app@2.service")
 	h.waitFor("app@2 restarted", 10*time.Second, func() bool {
 		p := h.show("app@2.service", "NRestarts", "SubState")

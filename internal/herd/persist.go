@@ -169,8 +169,10 @@ func (h *Herd) staleInstances(ctx context.Context) ([]string, error) {
 	return stale, nil
 }
 
-// waitQuiet waits until systemd has had no job for this service's units
-// for quiet, or at most limit.
+// waitQuiet waits until, for quiet, systemd has had no job for this
+// service's instances and none of them was starting or stopping, or at most
+// limit. A reload while an instance waits to be restarted makes systemd 252
+// schedule that restart again and count it twice in NRestarts.
 func (h *Herd) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	calm := time.Now()
@@ -179,10 +181,16 @@ func (h *Herd) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
 		if err != nil {
 			return
 		}
+		moving, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"activating", "deactivating"}, []string{h.app.Name() + "@*.service"})
+		if err != nil {
+			return
+		}
+		busy := len(moving) > 0
 		for _, j := range jobs {
-			if strings.HasPrefix(j.Unit, h.app.Name()+"@") {
-				calm = time.Now()
-			}
+			busy = busy || strings.HasPrefix(j.Unit, h.app.Name()+"@")
+		}
+		if busy {
+			calm = time.Now()
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
