@@ -1,13 +1,14 @@
 package backoff
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/unitkit/unitkit/internal/jsonfile"
 )
 
 // DefaultDir is where the states live: under /run, so a reboot forgets
@@ -21,16 +22,13 @@ func (s Store) path(unit string) string { return filepath.Join(s.Dir, unit+".jso
 
 // Load returns the state of unit, or nil if it has none.
 func (s Store) Load(unit string) (*State, error) {
-	data, err := os.ReadFile(s.path(unit))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	var st State
+	found, err := jsonfile.Read(s.path(unit), &st)
 	if err != nil {
 		return nil, fmt.Errorf("read back-off of %s: %w", unit, err)
 	}
-	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("read back-off of %s from %s: %w", unit, s.path(unit), err)
+	if !found {
+		return nil, nil
 	}
 	return &st, nil
 }
@@ -38,30 +36,7 @@ func (s Store) Load(unit string) (*State, error) {
 // Save records st, replacing the file atomically so that readers never
 // see half of it.
 func (s Store) Save(st State) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return fmt.Errorf("record back-off: %w", err)
-	}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.Dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(st.Unit)); err != nil {
+	if err := jsonfile.Write(s.path(st.Unit), st); err != nil {
 		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
 	}
 	return nil
