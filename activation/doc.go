@@ -35,6 +35,8 @@
 //     "Connection: close", wait for the requests in flight up to the drain
 //     timeout ($DRAIN_TIMEOUT, default 30s, announced to systemd with
 //     EXTEND_TIMEOUT_USEC=), then exit;
+//   - it drains and exits by itself when its resident memory stays above
+//     a limit (see Memory limit below), one instance at a time;
 //   - it logs structured records to the journal with upper-case field
 //     names (INSTANCE, REQUEST_ID, …) and priorities when stderr is the
 //     journal, and text or JSON ($LOG_FORMAT) on stderr otherwise.
@@ -95,6 +97,33 @@
 // more time with EXTEND_TIMEOUT_USEC=. KillMode=mixed sends SIGTERM to the
 // main process only, so it can drain. StartLimitIntervalSec=0 and PartOf=
 // (not Requires=) keep one instance's failures from closing the socket.
+//
+// # Memory limit
+//
+// A leaking instance is better replaced gracefully than killed. With a
+// memory limit set — $MEMORY_LIMIT, a size such as 512M or 1G (K, M, G, T
+// in base 1024, as MemoryMax= takes them; at least 4M), or by default the
+// memory.high of the instance's cgroup (MemoryHigh= of the unit), or
+// WithMemoryLimit — a serving instance samples its resident memory every
+// second. On the first sample above the limit it returns freed heap to
+// the system (runtime/debug.FreeOSMemory), since only live memory should
+// count; after three samples in a row above it, the instance logs a
+// warning with MESSAGE_ID=MessageMemoryLimit and drains exactly as on
+// SIGTERM, STATUS= saying why, and Serve returns ErrMemoryLimit. The
+// program should then exit with ExitMemoryLimit (75, EX_TEMPFAIL): with
+// SuccessExitStatus=0 75 and Restart=always systemd starts a fresh
+// instance, and the exit status tells a restart for memory from a crash.
+//
+// Only one instance of the herd stops for memory at a time, so that a leak
+// they all share never takes every instance away at once. They agree with
+// flock(2) on the executable they all run: an instance holds it shared
+// from the start of Serve until READY=1, one that stops for memory holds
+// it exclusively until it exits (and for at least two seconds, so that
+// every peer sees it taken), and an instance over the limit waits
+// (logging so once, and saying so in STATUS=) until the exclusive lock is
+// free at two samples in a row; so the quickest stop comes at the fourth
+// sample above the limit. MemoryMax= remains the hard limit at which the
+// kernel kills.
 //
 // # Limits
 //

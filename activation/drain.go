@@ -31,7 +31,12 @@ func (i *Instance) drain(srv *http.Server, lns []net.Listener, canaryLn *canaryL
 	i.setState(stateDraining)
 	timeout := i.cfg.drainTimeout
 	i.log.Info("draining", "cause", cause, "in_flight", i.inFlight.Load(), "drain_timeout", timeout)
-	i.logErr("notify stopping", i.notify.Stopping(i.statusLine()))
+	why, stopStatus := "", i.statusLine()
+	if cause == causeMemoryLimit {
+		why = i.mem.summary() // say in systemctl status why it stops by itself
+		stopStatus = i.drainStatus(why)
+	}
+	i.logErr("notify stopping", i.notify.Stopping(stopStatus))
 	i.logErr("notify extend timeout", i.notify.ExtendTimeout(timeout+extendMargin))
 
 	closeAll(lns)
@@ -56,7 +61,7 @@ wait:
 		select {
 		case <-poll.C:
 		case <-status.C:
-			i.logErr("notify status", i.notify.Status(i.drainStatus()))
+			i.logErr("notify status", i.notify.Status(i.drainStatus(why)))
 		case <-deadline.C:
 			forced = "drain timeout " + timeout.String() + " reached"
 			break wait
@@ -79,8 +84,13 @@ wait:
 	return nil
 }
 
-// drainStatus is the STATUS= text while draining.
-func (i *Instance) drainStatus() string {
+// drainStatus is the STATUS= text while draining; why, when not empty,
+// says why the instance stops, e.g. "memory limit 64.0 MiB, rss 180.3 MiB".
+func (i *Instance) drainStatus(why string) string {
 	busy, open := i.conns.busy()
-	return fmt.Sprintf("draining: %d requests in flight, %d connections busy, %d open", i.inFlight.Load(), busy, open)
+	head := "draining"
+	if why != "" {
+		head += " (" + why + ")"
+	}
+	return fmt.Sprintf("%s: %d requests in flight, %d connections busy, %d open", head, i.inFlight.Load(), busy, open)
 }

@@ -61,6 +61,7 @@ type Instance struct {
 	health healthState
 	conns  *connTracker
 	canary *canary
+	mem    *memoryWatch // nil: no memory limit
 }
 
 // New validates opts and the environment and returns an Instance ready to
@@ -85,6 +86,13 @@ func New(opts ...Option) (*Instance, error) {
 			return nil, fmt.Errorf("activation: %w", err)
 		}
 		cfg.keepAlive = &k
+	}
+	if cfg.memoryLimit == nil {
+		limit, err := memoryLimit(osEnv, procSelfCgroup, cgroupRoot)
+		if err != nil {
+			return nil, fmt.Errorf("activation: %w", err)
+		}
+		cfg.memoryLimit = &limit
 	}
 	if _, err := parseAcceptMode(osEnv); err != nil { // read again by Listeners
 		return nil, fmt.Errorf("activation: %w", err)
@@ -113,6 +121,9 @@ func New(opts ...Option) (*Instance, error) {
 		watchdog: wd,
 		conns:    newConnTracker(),
 		started:  time.Now(),
+	}
+	if limit := *cfg.memoryLimit; limit > 0 {
+		i.mem = newMemoryWatch(limit, cfg.memory, i.log)
 	}
 	return i, nil
 }

@@ -56,6 +56,8 @@ type config struct {
 	tuneServer     func(*http.Server)
 	handleSignals  bool
 	keepAlive      *keepAliveLimits // nil: from the environment
+	memoryLimit    *uint64          // nil: $MEMORY_LIMIT, else the cgroup's memory.high
+	memory         memoryHooks
 }
 
 func defaultConfig() config {
@@ -66,6 +68,7 @@ func defaultConfig() config {
 		statusInterval: DefaultStatusInterval,
 		healthInterval: DefaultHealthInterval,
 		handleSignals:  true,
+		memory:         defaultMemoryHooks(),
 	}
 }
 

@@ -37,13 +37,17 @@ func Serve(ctx context.Context, h http.Handler, opts ...Option) error {
 }
 
 // Serve takes the listeners, warms up, reports READY=1 and serves h until
-// ctx is done or SIGTERM/SIGINT arrives; then it drains (see the package
-// documentation) and returns nil, or ErrDrainTimeout if requests had to be
-// cut off. SIGHUP runs the reload hook. Serve may be called once.
+// ctx is done, SIGTERM/SIGINT arrives or the resident memory stays above
+// the memory limit; then it drains (see the package documentation) and
+// returns nil, ErrMemoryLimit if the memory limit made it stop, or
+// ErrDrainTimeout if requests had to be cut off. SIGHUP runs the reload
+// hook. Serve may be called once.
 func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	if !i.st.CompareAndSwap(int32(stateStarting), int32(stateWarming)) {
 		return errors.New("activation: Serve called twice")
 	}
+	releaseStart := i.holdStartLock()
+	defer releaseStart()
 	sigs := make(chan os.Signal, 4)
 	if i.cfg.handleSignals {
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -74,11 +78,18 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	i.health.set(i.checkHealth(i.healthInterval()))
 	i.setState(stateReady)
 	i.log.Info("ready", "addresses", addrs(lns), "accept", acceptMode(lns), "watchdog", i.watchdog,
-		"drain_timeout", i.cfg.drainTimeout, "keepalive_requests", i.cfg.keepAlive.requests, "keepalive_time", i.cfg.keepAlive.age)
+		"drain_timeout", i.cfg.drainTimeout, "keepalive_requests", i.cfg.keepAlive.requests, "keepalive_time", i.cfg.keepAlive.age,
+		"memory_limit", *i.cfg.memoryLimit)
 	i.logErr("notify ready", i.notify.Ready(i.statusLine()))
+	releaseStart()
 
 	cause := i.run(ctx, sigs, serveErr)
-	return i.drain(srv, lns, canaryLn, served, sigs, cause)
+	err = i.drain(srv, lns, canaryLn, served, sigs, cause)
+	if cause == causeMemoryLimit {
+		i.mem.linger(ctx, sigs)
+		return i.mem.stopError(err)
+	}
+	return err
 }
 
 func (i *Instance) listeners(ctx context.Context) ([]net.Listener, error) {
@@ -165,10 +176,20 @@ func (i *Instance) run(ctx context.Context, sigs <-chan os.Signal, serveErr <-ch
 	defer healthTick.Stop()
 	statusTick := time.NewTicker(i.cfg.statusInterval)
 	defer statusTick.Stop()
+	var memoryTick <-chan time.Time // nil, never ready, without a limit
+	if i.mem != nil {
+		t := time.NewTicker(i.mem.hooks.interval)
+		defer t.Stop()
+		memoryTick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return "context done"
+		case <-memoryTick:
+			if i.mem.sample() {
+				return causeMemoryLimit
+			}
 		case err := <-serveErr:
 			i.log.Error("listener failed", "error", err)
 			return "listener failed: " + err.Error()
@@ -226,6 +247,9 @@ func (i *Instance) statusLine() string {
 	line := fmt.Sprintf("%s: %d requests served, %d in flight", s.State, s.Served, s.InFlight)
 	if ok, _, failure := i.health.get(); !ok && failure != "" {
 		line += "; unhealthy: " + failure
+	}
+	if note := i.mem.statusNote(); note != "" {
+		line += "; " + note
 	}
 	return line
 }

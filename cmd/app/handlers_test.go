@@ -339,6 +339,7 @@ func TestParseFault(t *testing.T) {
 		{"", faultNone, false},
 		{"fail-start", faultFailStart, false},
 		{"wedge", faultWedge, false},
+		{"grow", faultGrow, false},
 		{"Wedge", "", true},
 		{"crash", "", true},
 	} {
@@ -366,5 +367,57 @@ func TestWedgeable(t *testing.T) {
 	case <-done:
 		t.Fatal("a request got through a wedged handler")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// POST /debug/grow?mb=N makes the instance N MiB bigger; anything else
+// about /debug/grow is refused, and other paths pass through.
+func TestGrowable(t *testing.T) {
+	h := growable("1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeText(w, "next\n") }))
+	for _, tc := range []struct {
+		method, target string
+		code           int
+		body           string
+	}{
+		{"GET", "/", 200, "next\n"},
+		{"GET", "/debug/grow?mb=1", 405, "use POST"},
+		{"PUT", "/debug/grow?mb=1", 405, "use POST"},
+		{"POST", "/debug/grow", 400, "missing query parameter mb: want ?mb=N with N a whole number of MiB from 1 to 4096"},
+		{"POST", "/debug/grow?mb=", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=0", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=4097", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=-1", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=%2B1", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=1.5", 400, "from 1 to 4096"},
+		{"POST", "/debug/grow?mb=1&mb=2", 400, "given 2 times"},
+		{"POST", "/debug/grow?mb=%zz", 400, "malformed query string"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.target, nil))
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.target, w.Code, w.Body, tc.code, tc.body)
+		}
+		if w.Code == 405 && w.Header().Get("Allow") != "POST" {
+			t.Errorf("%s %s: Allow %q, want POST", tc.method, tc.target, w.Header().Get("Allow"))
+		}
+	}
+
+	before, err := residentMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/debug/grow?mb=16", nil))
+	if w.Code != 200 || w.Header().Get("X-Instance") != "1" || !strings.HasPrefix(w.Body.String(), "instance 1 grew by 16 MiB, rss now ") {
+		t.Fatalf("POST /debug/grow?mb=16: %d %q, X-Instance %q", w.Code, w.Body, w.Header().Get("X-Instance"))
+	}
+	after, err := residentMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At least most of it: the allocation may reuse a little heap that
+	// was resident already.
+	if grew := after - before; grew < 12<<20 {
+		t.Errorf("rss grew by %d MiB (%d to %d), want about 16", grew>>20, before>>20, after>>20)
 	}
 }

@@ -15,7 +15,7 @@
 // instance needs — listeners, READY=1, the watchdog, /healthz, /readyz,
 // signals, draining, logging — comes from the activation package and is
 // configured through its environment variables ($PORT, $LISTEN_ADDR,
-// $INSTANCE, $DRAIN_TIMEOUT, $LOG_LEVEL, $LOG_FORMAT).
+// $INSTANCE, $DRAIN_TIMEOUT, $MEMORY_LIMIT, $LOG_LEVEL, $LOG_FORMAT).
 //
 // # Metrics of each instance
 //
@@ -31,10 +31,16 @@
 // privilege the unit does not grant) fails the start with a message
 // saying so. contrib/prometheus has the matching scrape configuration.
 //
+// $MEMORY_LIMIT (default: MemoryHigh= of the unit) makes an instance whose
+// resident memory stays above it drain and exit 75, one instance at a
+// time, so that systemd replaces it before MemoryMax= kills it.
+//
 // $APP_FAULT makes the app misbehave on purpose, for tests and
 // demonstrations: "fail-start" fails the warm-up (the instance never becomes
 // ready), "wedge" enables POST /debug/wedge, which blocks the serving path of
-// the instance that receives it until the watchdog replaces it.
+// the instance that receives it until the watchdog replaces it, "grow"
+// enables POST /debug/grow?mb=N (N from 1 to 4096), which makes the
+// instance that receives it keep N MiB more resident, as a leak would.
 //
 // The only flag is -version, which prints the version and exits. Set the
 // version at build time with
@@ -42,7 +48,9 @@
 //	go build -ldflags "-X main.version=1.2.3" ./cmd/app
 //
 // Exit status: 0 after a clean drain or -version, 1 when the environment is
-// misconfigured or serving fails, 2 for a bad command line.
+// misconfigured or serving fails, 2 for a bad command line, 75
+// (activation.ExitMemoryLimit) after the instance stopped because of the
+// memory limit.
 package main
 
 import (
@@ -51,6 +59,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/unitkit/unitkit/activation"
@@ -78,7 +87,9 @@ func main() {
 }
 
 // exitCode maps an error returned by run to the process exit status: 0 for
-// nil or a request for help, 2 for a bad command line, 1 otherwise.
+// nil or a request for help, 2 for a bad command line, 75 after a stop for
+// the memory limit (even if its drain was cut short: the unit and appctl
+// must still see a planned restart, not a crash), 1 otherwise.
 func exitCode(err error) int {
 	var usage usageError
 	switch {
@@ -86,6 +97,8 @@ func exitCode(err error) int {
 		return 0
 	case errors.As(err, &usage):
 		return 2
+	case errors.Is(err, activation.ErrMemoryLimit):
+		return activation.ExitMemoryLimit
 	default:
 		return 1
 	}
@@ -170,11 +183,25 @@ func serve(ctx context.Context, stderr io.Writer) error {
 		log.Warn("APP_FAULT=wedge: POST /debug/wedge will wedge this instance")
 		h = wedgeable(inst.Name(), h)
 	}
+	if f == faultGrow {
+		log.Warn("APP_FAULT=grow: POST /debug/grow?mb=N will grow this instance")
+		h = growable(inst.Name(), h)
+	}
 	if err := inst.Serve(ctx, h); err != nil {
-		log.Error("serve failed", "error", err)
+		log.Log(ctx, serveErrorLevel(err), "serve failed", "error", err)
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// serveErrorLevel is how loudly to log an error of Serve: a stop for the
+// memory limit is expected, and only informative, unless its drain had to
+// cut requests off.
+func serveErrorLevel(err error) slog.Level {
+	if errors.Is(err, activation.ErrMemoryLimit) && !errors.Is(err, activation.ErrDrainTimeout) {
+		return slog.LevelInfo
+	}
+	return slog.LevelError
 }
 
 // configure reads the app's own settings from env: $APP_FAULT and the

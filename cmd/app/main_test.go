@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/unitkit/unitkit/activation"
 )
 
 // TestRun checks the command line: -version prints the version and exits
@@ -49,5 +54,34 @@ func TestRunBadEnvironment(t *testing.T) {
 	}
 	if !strings.HasPrefix(stderr.String(), "app: ") || !strings.Contains(stderr.String(), "DRAIN_TIMEOUT") {
 		t.Errorf("stderr %q, want app: ... DRAIN_TIMEOUT ...", stderr.String())
+	}
+}
+
+// TestExitCodeMemoryLimit checks that a stop for the memory limit exits
+// 75, also when its drain was cut short, and is logged at Info unless
+// requests were cut off.
+func TestExitCodeMemoryLimit(t *testing.T) {
+	memory := fmt.Errorf("serve: %w", fmt.Errorf("activation: %w (memory limit 4.0 MiB, rss 9.0 MiB)", activation.ErrMemoryLimit))
+	cut := fmt.Errorf("serve: %w", fmt.Errorf("activation: %w; %w", activation.ErrMemoryLimit, activation.ErrDrainTimeout))
+	drain := fmt.Errorf("serve: %w", activation.ErrDrainTimeout)
+	for _, tc := range []struct {
+		err   error
+		code  int
+		level slog.Level
+	}{
+		{memory, activation.ExitMemoryLimit, slog.LevelInfo},
+		{cut, activation.ExitMemoryLimit, slog.LevelError},
+		{drain, 1, slog.LevelError},
+		{errors.New("listener failed"), 1, slog.LevelError},
+	} {
+		if got := exitCode(tc.err); got != tc.code {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.code)
+		}
+		if got := serveErrorLevel(tc.err); got != tc.level {
+			t.Errorf("serveErrorLevel(%v) = %v, want %v", tc.err, got, tc.level)
+		}
+	}
+	if activation.ExitMemoryLimit != 75 {
+		t.Errorf("ExitMemoryLimit = %d, want 75 (EX_TEMPFAIL)", activation.ExitMemoryLimit)
 	}
 }
