@@ -106,7 +106,7 @@ changes nothing.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(o.scaleCmd(), o.statusCmd(), o.topCmd(), o.reloadCmd(), o.restartCmd(),
-		o.startCmd(), o.stopCmd(), o.logsCmd(), o.metricsCmd(), o.importCmd(), o.persistCmd(), o.backoffCmd())
+		o.startCmd(), o.stopCmd(), o.logsCmd(), o.metricsCmd(), o.importCmd(), o.autoscaleCmd(), o.persistCmd(), o.backoffCmd(), o.autoscalerCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unitkit/unitkit/internal/autoscale"
 	"github.com/unitkit/unitkit/internal/herd"
 )
 
@@ -46,7 +48,13 @@ fields stay compatible (new ones may be added):
                        failures_in_a_row, last_failure (e.g. "exit-code,
                        status 1"), next_attempt (RFC 3339), seconds_left
   summary              instances, running, starting, failed, backing_off,
-                       enabled, rss_bytes: totals over the instances`,
+                       enabled, rss_bytes: totals over the instances
+  autoscale.on         whether appctl autoscale is on; then:
+    unit, setting      the controller unit and its setting, e.g.
+                       "1-4:cpu70:window1m0s"
+    state              what it saw at its last look (updated, running,
+                       cpu_percent_per_instance, queued, desired, note) and
+                       last_decision (time, from, to, desired, reason)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.withHerd(cmd, func(h *herd.Herd) error {
@@ -54,10 +62,14 @@ fields stay compatible (new ones may be added):
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(o.stdout, snap, nil)
+				as, err := readAutoscale(cmd.Context(), h)
+				if err != nil {
+					return err
 				}
-				return writeTable(o.stdout, snap, nil)
+				if asJSON {
+					return writeJSON(o.stdout, snap, nil, as)
+				}
+				return writeTable(o.stdout, snap, nil, as)
 			})
 		},
 	}
@@ -72,6 +84,27 @@ type statusJSON struct {
 	Socket    socketJSON     `json:"socket"`
 	Instances []instanceJSON `json:"instances"`
 	Summary   summaryJSON    `json:"summary"`
+	Autoscale autoscaleJSON  `json:"autoscale"`
+}
+
+type autoscaleJSON struct {
+	On      bool             `json:"on"`
+	Unit    string           `json:"unit,omitempty"`
+	Setting string           `json:"setting,omitempty"`
+	State   *autoscale.State `json:"state,omitempty"`
+}
+
+// readAutoscale reads which autoscaler runs, and what it last decided.
+func readAutoscale(ctx context.Context, h *herd.Herd) (autoscaleJSON, error) {
+	spec, err := h.ActiveAutoscaler(ctx)
+	if err != nil || spec == "" {
+		return autoscaleJSON{}, err
+	}
+	st, err := autoscale.ReadState(autoscale.StateDir(h.App().Name(), spec))
+	if err != nil {
+		return autoscaleJSON{}, err
+	}
+	return autoscaleJSON{On: true, Unit: h.App().Autoscaler(spec), Setting: spec, State: st}, nil
 }
 
 type socketJSON struct {
@@ -121,9 +154,9 @@ type summaryJSON struct {
 // cpuNow maps units to their CPU use over the last refresh (appctl top).
 type cpuNow map[string]float64
 
-func toJSON(s herd.Snapshot, now cpuNow) statusJSON {
+func toJSON(s herd.Snapshot, now cpuNow, as autoscaleJSON) statusJSON {
 	out := statusJSON{
-		App: s.App, Time: s.Time.UTC().Format(time.RFC3339Nano),
+		App: s.App, Time: s.Time.UTC().Format(time.RFC3339Nano), Autoscale: as,
 		Socket: socketJSON{Unit: s.Socket.Unit, State: s.Socket.State, SubState: s.Socket.SubState,
 			Listen: s.Socket.Listen, Queued: s.Socket.Queued, Backlog: s.Socket.Backlog},
 		Instances: []instanceJSON{},
@@ -172,16 +205,16 @@ func (s *summaryJSON) add(in herd.Instance) {
 	s.RSSBytes += in.RSS
 }
 
-func writeJSON(w io.Writer, s herd.Snapshot, now cpuNow) error {
+func writeJSON(w io.Writer, s herd.Snapshot, now cpuNow, as autoscaleJSON) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(toJSON(s, now))
+	return enc.Encode(toJSON(s, now, as))
 }
 
 // writeTable prints the status table; with now, the CPU column is the use
 // over the last refresh instead of since start.
-func writeTable(w io.Writer, s herd.Snapshot, now cpuNow) error {
-	j := toJSON(s, now)
+func writeTable(w io.Writer, s herd.Snapshot, now cpuNow, as autoscaleJSON) error {
+	j := toJSON(s, now, as)
 	fmt.Fprintf(w, "%s  %s  %s  queued %d/%d\n", j.Socket.Unit, state(j.Socket.State, j.Socket.SubState),
 		strings.Join(j.Socket.Listen, " "), j.Socket.Queued, j.Socket.Backlog)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -207,9 +240,15 @@ func writeTable(w io.Writer, s herd.Snapshot, now cpuNow) error {
 	if sm.Backoff > 0 {
 		backingOff = fmt.Sprintf(", %d backing off", sm.Backoff)
 	}
-	_, err := fmt.Fprintf(w, "%s: %d running, %d starting, %d failed%s; %d start at boot; %s resident\n",
-		herd.Instances(sm.Instances), sm.Running, sm.Starting, sm.Failed, backingOff, sm.Enabled, mib(sm.RSSBytes))
-	return err
+	if _, err := fmt.Fprintf(w, "%s: %d running, %d starting, %d failed%s; %d start at boot; %s resident\n",
+		herd.Instances(sm.Instances), sm.Running, sm.Starting, sm.Failed, backingOff, sm.Enabled, mib(sm.RSSBytes)); err != nil {
+		return err
+	}
+	if as.On {
+		_, err := fmt.Fprintln(w, autoscaleLine(as.Setting, as.State))
+		return err
+	}
+	return nil
 }
 
 func state(active, sub string) string { return active + " (" + sub + ")" }

@@ -32,7 +32,7 @@ func snapshot() herd.Snapshot {
 // The --json document carries the documented keys and derived figures.
 func TestStatusJSON(t *testing.T) {
 	var buf bytes.Buffer
-	if err := writeJSON(&buf, snapshot(), nil); err != nil {
+	if err := writeJSON(&buf, snapshot(), nil, autoscaleJSON{}); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any
@@ -44,7 +44,7 @@ func TestStatusJSON(t *testing.T) {
 			t.Errorf("no %q in %s", key, buf.String())
 		}
 	}
-	j := toJSON(snapshot(), nil)
+	j := toJSON(snapshot(), nil, autoscaleJSON{})
 	in := j.Instances[0]
 	if in.UptimeSec != 100 || in.CPUPercent != 10 || in.Started != "2026-01-02T03:02:25Z" || in.CPUNow != nil {
 		t.Errorf("instance 1: %+v", in)
@@ -65,7 +65,7 @@ func TestStatusJSON(t *testing.T) {
 // with top's figures the CPU column is the current one.
 func TestStatusTable(t *testing.T) {
 	var buf bytes.Buffer
-	if err := writeTable(&buf, snapshot(), nil); err != nil {
+	if err := writeTable(&buf, snapshot(), nil, autoscaleJSON{}); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -84,7 +84,7 @@ func TestStatusTable(t *testing.T) {
 		}
 	}
 	buf.Reset()
-	if err := writeTable(&buf, snapshot(), cpuNow{"app@1.service": 55.5}); err != nil {
+	if err := writeTable(&buf, snapshot(), cpuNow{"app@1.service": 55.5}, autoscaleJSON{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "CPU%NOW") || !strings.Contains(buf.String(), "55.5") {

@@ -63,7 +63,11 @@ func (o *options) top(ctx context.Context, h *herd.Herd, interval time.Duration,
 		if err != nil {
 			return err
 		}
-		if err := o.drawTop(snap, prev, live); err != nil {
+		as, err := readAutoscale(ctx, h)
+		if err != nil {
+			return err
+		}
+		if err := o.drawTop(snap, prev, live, as); err != nil {
 			return err
 		}
 		prev = &snap
@@ -76,7 +80,7 @@ func (o *options) top(ctx context.Context, h *herd.Herd, interval time.Duration,
 	return nil
 }
 
-func (o *options) drawTop(snap herd.Snapshot, prev *herd.Snapshot, live bool) error {
+func (o *options) drawTop(snap herd.Snapshot, prev *herd.Snapshot, live bool, as autoscaleJSON) error {
 	now := cpuNow{}
 	if prev != nil {
 		wall := snap.Time.Sub(prev.Time).Seconds()
@@ -98,7 +102,7 @@ func (o *options) drawTop(snap herd.Snapshot, prev *herd.Snapshot, live bool) er
 	} else {
 		fmt.Fprintf(w, "--- %s %s\n", snap.App, snap.Time.Format(time.RFC3339))
 	}
-	return writeTable(w, snap, now)
+	return writeTable(w, snap, now, as)
 }
 
 // rawInput puts the terminal in raw mode and calls quit on q, Q or Ctrl-C.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -177,17 +176,9 @@ func (h *Herd) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	calm := time.Now()
 	for time.Now().Before(deadline) && time.Since(calm) < quiet {
-		jobs, err := h.conn.ListJobsContext(ctx)
+		busy, err := h.Busy(ctx)
 		if err != nil {
 			return
-		}
-		moving, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"activating", "deactivating"}, []string{h.app.Name() + "@*.service"})
-		if err != nil {
-			return
-		}
-		busy := len(moving) > 0
-		for _, j := range jobs {
-			busy = busy || strings.HasPrefix(j.Unit, h.app.Name()+"@")
 		}
 		if busy {
 			calm = time.Now()
