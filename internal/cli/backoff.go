@@ -8,6 +8,7 @@ import (
 
 	"github.com/unitkit/unitkit/internal/backoff"
 	"github.com/unitkit/unitkit/internal/herd"
+	"github.com/unitkit/unitkit/internal/memrestart"
 )
 
 // backoffPoll is how often the wait looks for an operator's stop or
@@ -76,6 +77,14 @@ func (b *backoffRun) run(f backoff.Failure) error {
 		}
 		f.Result = "exited on its own"
 	}
+	if f.Code == "exited" && f.Status == memrestart.ExitStatus {
+		// It drained and stopped because its memory stayed above its
+		// limit. That counts like any exit nobody asked for: restarted
+		// at once after a healthy run, backing off if it keeps happening
+		// right after start (a limit below what the instance needs).
+		f.Result = "memory limit"
+		b.recordMemory()
+	}
 	policy, errs := backoff.FromEnv(func(k string) string { v, _ := b.o.env(k); return v })
 	for _, err := range errs {
 		fmt.Fprintf(b.o.stderr, "<4>%s: %v\n", b.unit, err)
@@ -90,6 +99,16 @@ func (b *backoffRun) run(f backoff.Failure) error {
 		return b.store.Save(st)
 	}
 	return b.wait(st)
+}
+
+// recordMemory counts a memory restart and says so in the journal.
+func (b *backoffRun) recordMemory() {
+	r, err := memrestart.Store{Dir: memrestart.DefaultDir}.Add(b.unit, time.Now())
+	if err != nil {
+		fmt.Fprintf(b.o.stderr, "<4>%v\n", err)
+		return
+	}
+	fmt.Fprintf(b.o.stderr, "<5>%s stopped for its memory limit; systemd replaces it (%d memory restarts since boot)\n", b.unit, r.Count)
 }
 
 // stoppedOnPurpose tells a clean exit that systemd was asked for (a stop

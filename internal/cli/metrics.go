@@ -25,8 +25,9 @@ func (o *options) metricsCmd() *cobra.Command {
 		Long: `metrics prints, in the Prometheus text exposition format, what systemd knows
 about the service: whether the socket listens, its accept queue, how many
 instances start at boot, and per instance whether it is up, whether it is
-enabled, its automatic restarts and how often the watchdog killed it this
-boot (counted in the journal). Every metric has the label unit, the systemd
+enabled, its automatic restarts, how often the watchdog killed it this
+boot (counted in the journal), its crash back-off and how often it stopped
+for its memory limit (MEMORY_LIMIT) this boot. Every metric has the label unit, the systemd
 unit it is about:
 
   unitkit_socket_listening{unit="app.socket"}          1 or 0
@@ -37,6 +38,9 @@ unit it is about:
   unitkit_instance_enabled{unit="app@1.service"}       1 or 0
   unitkit_instance_restarts_total{unit="app@1.service"}
   unitkit_instance_watchdog_kills_total{unit="app@1.service"}
+  unitkit_instance_backoff_seconds{unit="app@1.service"}
+  unitkit_instance_failures_in_a_row{unit="app@1.service"}
+  unitkit_instance_memory_restarts_total{unit="app@1.service"}
 
 With --textfile PATH it writes them to PATH instead, atomically (a new file
 renamed into place), for node_exporter's textfile collector; PATH must end

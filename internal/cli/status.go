@@ -40,6 +40,8 @@ fields stay compatible (new ones may be added):
     started            when it started (RFC 3339), absent when not running
     uptime_seconds     seconds since it started
     restarts           automatic restarts (NRestarts)
+    memory_restarts    of those, the times it stopped for its memory limit
+                       (MEMORY_LIMIT) this boot
     cpu_percent        CPU used since start, percent of one CPU
     rss_bytes, fds     resident memory and open files (-1: unreadable)
     status             the instance's own STATUS= text
@@ -125,6 +127,7 @@ type instanceJSON struct {
 	Started    string       `json:"started,omitempty"`
 	UptimeSec  float64      `json:"uptime_seconds"`
 	Restarts   uint32       `json:"restarts"`
+	MemRestart int          `json:"memory_restarts"`
 	CPUPercent float64      `json:"cpu_percent"`
 	RSSBytes   uint64       `json:"rss_bytes"`
 	FDs        int          `json:"fds"`
@@ -166,7 +169,7 @@ func toJSON(s herd.Snapshot, now cpuNow, as autoscaleJSON) statusJSON {
 	}
 	for _, in := range s.Instances {
 		j := instanceJSON{Unit: in.Unit, Instance: in.Name, State: in.State, SubState: in.SubState, PID: in.PID,
-			Restarts: in.Restarts, RSSBytes: in.RSS, FDs: in.FDs, Status: in.Status, Enabled: in.Enabled}
+			Restarts: in.Restarts, MemRestart: in.MemoryRestarts, RSSBytes: in.RSS, FDs: in.FDs, Status: in.Status, Enabled: in.Enabled}
 		if !in.Started.IsZero() {
 			j.Started = in.Started.UTC().Format(time.RFC3339Nano)
 			j.UptimeSec = s.Time.Sub(in.Started).Seconds()
@@ -228,9 +231,9 @@ func writeTable(w io.Writer, s herd.Snapshot, now cpuNow, as autoscaleJSON) erro
 		if in.CPUNow != nil {
 			c = *in.CPUNow
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\n",
 			strings.TrimSuffix(in.Unit, ".service"), instanceState(in), pid(in.PID),
-			uptime(in.UptimeSec), in.Restarts, c, mib(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
+			uptime(in.UptimeSec), restarts(in), c, mib(in.RSSBytes), fds(in.FDs), yesNo(in.Enabled), in.Status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -249,6 +252,15 @@ func writeTable(w io.Writer, s herd.Snapshot, now cpuNow, as autoscaleJSON) erro
 		return err
 	}
 	return nil
+}
+
+// restarts is the RESTARTS column: systemd's count, and how many of those
+// were for the memory limit, e.g. "3 (2 memory)".
+func restarts(in instanceJSON) string {
+	if in.MemRestart > 0 {
+		return fmt.Sprintf("%d (%d memory)", in.Restarts, in.MemRestart)
+	}
+	return fmt.Sprint(in.Restarts)
 }
 
 func state(active, sub string) string { return active + " (" + sub + ")" }

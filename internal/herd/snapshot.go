@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/unitkit/unitkit/internal/backoff"
+	"github.com/unitkit/unitkit/internal/memrestart"
 )
 
 // Instance is what systemd and /proc say about one instance.
@@ -38,6 +39,9 @@ type Instance struct {
 	// Backoff is set while the instance waits before its next attempt
 	// because it keeps failing (see package backoff).
 	Backoff *backoff.State
+	// MemoryRestarts counts the times this boot the instance stopped
+	// because its memory stayed above its limit (see package memrestart).
+	MemoryRestarts int
 }
 
 // Running reports whether the instance is up (ready, or reloading).
@@ -92,6 +96,10 @@ func (h *Herd) Snapshot(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	s.attachBackoff(backoff.Store{Dir: backoff.DefaultDir}.All())
+	mem := memrestart.Store{Dir: memrestart.DefaultDir}.All()
+	for k, in := range s.Instances {
+		s.Instances[k].MemoryRestarts = mem[in.Unit].Count
+	}
 	return s, nil
 }
 

@@ -13,7 +13,7 @@ const unitLabel = "unit"
 type descs struct {
 	listening, queued, backlog, desired *prometheus.Desc
 	up, enabled, restarts, watchdogs    *prometheus.Desc
-	backoff, failures                   *prometheus.Desc
+	backoff, failures, memory           *prometheus.Desc
 }
 
 // newDescs returns the metrics' descriptions.
@@ -32,6 +32,7 @@ func newDescs() descs {
 		watchdogs: d(InstanceWatchdogs, "Times systemd failed the instance with result 'watchdog' since boot, from the journal."),
 		backoff:   d(InstanceBackoff, "Seconds until the next attempt of an instance that waits because it keeps failing, else 0."),
 		failures:  d(InstanceFailures, "Failures in a row of an instance that waits because it keeps failing, else 0."),
+		memory:    d(InstanceMemory, "Times the instance stopped, drained, because its memory stayed above its limit (MEMORY_LIMIT) since boot."),
 	}
 }
 
@@ -55,7 +56,7 @@ func newCollector(s State) (collector, error) {
 // Describe sends the description of every metric.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.d.listening, c.d.queued, c.d.backlog, c.d.desired,
-		c.d.up, c.d.enabled, c.d.restarts, c.d.watchdogs, c.d.backoff, c.d.failures} {
+		c.d.up, c.d.enabled, c.d.restarts, c.d.watchdogs, c.d.backoff, c.d.failures, c.d.memory} {
 		ch <- d
 	}
 }
@@ -92,6 +93,7 @@ func (c collector) collectInstance(ch chan<- prometheus.Metric, in herd.Instance
 	}
 	send(c.d.backoff, prometheus.GaugeValue, left)
 	send(c.d.failures, prometheus.GaugeValue, failures)
+	send(c.d.memory, prometheus.CounterValue, float64(in.MemoryRestarts))
 }
 
 // boolValue is 1 for true and 0 for false.

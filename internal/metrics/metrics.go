@@ -14,6 +14,7 @@
 //	unitkit_instance_watchdog_kills_total{unit=…}        times systemd failed it with result 'watchdog' this boot
 //	unitkit_instance_backoff_seconds{unit=…}             seconds until the next attempt of an instance backing off, else 0
 //	unitkit_instance_failures_in_a_row{unit=…}           failures in a row of an instance backing off, else 0
+//	unitkit_instance_memory_restarts_total{unit=…}       times it stopped for its memory limit this boot
 //
 // The instances are those systemd has loaded plus those enabled. systemd's
 // own connection counters (NAccepted, NConnections) are not exported: they
@@ -44,12 +45,13 @@ const (
 	InstanceWatchdogs = "unitkit_instance_watchdog_kills_total"
 	InstanceBackoff   = "unitkit_instance_backoff_seconds"
 	InstanceFailures  = "unitkit_instance_failures_in_a_row"
+	InstanceMemory    = "unitkit_instance_memory_restarts_total"
 )
 
 // Names lists every metric the collector emits.
 func Names() []string {
 	return []string{SocketListening, SocketQueued, SocketBacklog, InstancesDesired,
-		InstanceUp, InstanceEnabled, InstanceRestarts, InstanceWatchdogs, InstanceBackoff, InstanceFailures}
+		InstanceUp, InstanceEnabled, InstanceRestarts, InstanceWatchdogs, InstanceBackoff, InstanceFailures, InstanceMemory}
 }
 
 // State is what the metrics are made from: a snapshot of the service and

@@ -26,7 +26,7 @@ func state() State {
 			Socket: herd.Socket{Unit: "app.socket", State: "active", SubState: "running",
 				Listen: []string{"[::]:8080"}, Queued: 3, Backlog: 4096},
 			Instances: []herd.Instance{
-				{Unit: "app@1.service", Name: "1", Number: 1, State: "active", SubState: "running", Enabled: true, Restarts: 1},
+				{Unit: "app@1.service", Name: "1", Number: 1, State: "active", SubState: "running", Enabled: true, Restarts: 1, MemoryRestarts: 1},
 				{Unit: "app@2.service", Name: "2", Number: 2, State: "deactivating", SubState: "stop-post", Enabled: true, Restarts: 7,
 					Backoff: &backoff.State{Unit: "app@2.service", Failures: 8, Delay: 6400 * time.Millisecond, Next: at.Add(6400 * time.Millisecond)}},
 				{Unit: "app@3.service", Name: "3", Number: 3, State: "inactive", SubState: "dead"},
@@ -52,6 +52,11 @@ unitkit_instance_enabled{unit="app@3.service"} 0
 unitkit_instance_failures_in_a_row{unit="app@1.service"} 0
 unitkit_instance_failures_in_a_row{unit="app@2.service"} 8
 unitkit_instance_failures_in_a_row{unit="app@3.service"} 0
+# HELP unitkit_instance_memory_restarts_total Times the instance stopped, drained, because its memory stayed above its limit (MEMORY_LIMIT) since boot.
+# TYPE unitkit_instance_memory_restarts_total counter
+unitkit_instance_memory_restarts_total{unit="app@1.service"} 1
+unitkit_instance_memory_restarts_total{unit="app@2.service"} 0
+unitkit_instance_memory_restarts_total{unit="app@3.service"} 0
 # HELP unitkit_instance_restarts_total Automatic restarts of the instance (systemd's NRestarts) since systemd loaded the unit.
 # TYPE unitkit_instance_restarts_total counter
 unitkit_instance_restarts_total{unit="app@1.service"} 1

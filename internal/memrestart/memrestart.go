@@ -1,0 +1,70 @@
+// Package memrestart counts the restarts each instance made because its
+// memory stayed above its limit: the activation library drains the
+// instance and it exits with activation.ExitMemoryLimit (75), which
+// appctl backoff, the unit's ExecStopPost=, records here. appctl status
+// and appctl metrics read the counts. They live under /run, so a reboot
+// forgets them, like systemd's own restart counter.
+package memrestart
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/unitkit/unitkit/internal/jsonfile"
+)
+
+// ExitStatus is the exit status of an instance that stopped for its
+// memory limit (activation.ExitMemoryLimit, sysexits' EX_TEMPFAIL).
+const ExitStatus = "75"
+
+// DefaultDir is where the counts live, readable by everyone so that
+// operators' appctl status shows them.
+const DefaultDir = "/run/appctl/memory"
+
+// Record is the memory restarts of one instance since boot.
+type Record struct {
+	Unit  string    `json:"unit"`
+	Count int       `json:"count"`
+	Last  time.Time `json:"last"`
+}
+
+// Store keeps one record per instance in a directory.
+type Store struct{ Dir string }
+
+func (s Store) path(unit string) string { return filepath.Join(s.Dir, unit+".json") }
+
+// Add counts one memory restart of unit at at and returns the new record.
+// Only the instance's own ExecStopPost= writes its record, and systemd
+// runs one at a time per unit.
+func (s Store) Add(unit string, at time.Time) (Record, error) {
+	r := Record{Unit: unit}
+	if _, err := jsonfile.Read(s.path(unit), &r); err != nil {
+		r = Record{Unit: unit} // an unreadable count starts again
+	}
+	r.Count++
+	r.Last = at
+	if err := jsonfile.Write(s.path(unit), r); err != nil {
+		return r, fmt.Errorf("record the memory restart of %s: %w", unit, err)
+	}
+	return r, nil
+}
+
+// All returns every record by unit; unreadable files are skipped.
+func (s Store) All() map[string]Record {
+	out := map[string]Record{}
+	entries, _ := os.ReadDir(s.Dir)
+	for _, e := range entries {
+		unit, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var r Record
+		if found, err := jsonfile.Read(filepath.Join(s.Dir, e.Name()), &r); err == nil && found {
+			out[unit] = r
+		}
+	}
+	return out
+}
