@@ -52,6 +52,16 @@ func TestAppctlPolkit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "app@2") {
 		t.Errorf("operator: appctl status: exit %d\n%s", code, out)
 	}
+	// Autoscaling goes through a unit of the service, so the rule covers it.
+	if out, code := as("op", "appctl", "autoscale", "2-2"); code != 0 || h.show(autoscaler("2-2:cpu70:window1m0s"), "ActiveState")["ActiveState"] != "active" {
+		t.Errorf("operator: appctl autoscale 2-2: exit %d\n%s", code, out)
+	}
+	if out, code := as("guest", "appctl", "autoscale", "off"); code != 1 || !strings.Contains(out, "permission denied") {
+		t.Errorf("outsider: appctl autoscale off: exit %d, want 1 with a permission message:\n%s", code, out)
+	}
+	if out, code := as("op", "appctl", "autoscale", "off"); code != 0 || h.autoscalers() != "" {
+		t.Errorf("operator: appctl autoscale off: exit %d\n%s\nstill running: %s", code, out, h.autoscalers())
+	}
 }
 
 // appctl logs interleaves the records of several instances, narrows to one

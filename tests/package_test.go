@@ -145,6 +145,15 @@ func TestPackageLifecycle(t *testing.T) {
 	if failed := h.systemctl("list-units", "--failed", "--plain", "--no-legend"); failed != "" {
 		t.Errorf("failed units after install: %s", failed)
 	}
+	// Both settings must outlive an upgrade: the memory limit in the
+	// conffile, and the autoscaler (MIN = MAX, so that it keeps the count
+	// the checks below expect).
+	h.s.MustRun(t, "sh", "-c", "echo MEMORY_LIMIT=256M >>/etc/default/app")
+	if out, code := h.appctl("autoscale", "4-4"); code != 0 {
+		t.Fatalf("appctl autoscale 4-4: exit %d\n%s", code, out)
+	}
+	controller := autoscaler("4-4:cpu70:window1m0s")
+	controllerPID := h.show(controller, "MainPID")["MainPID"]
 
 	inode := h.socketInode()
 	fresh, kept := h.load(false), h.load(true)
@@ -167,6 +176,10 @@ func TestPackageLifecycle(t *testing.T) {
 	}
 	if now := h.socketInode(); now != inode {
 		t.Errorf("the listening socket changed during the upgrade: inode %s → %s", inode, now)
+	}
+	h.waitJournal("app@1.service", "MEMORY_LIMIT=268435456")
+	if p := h.show(controller, "ActiveState", "MainPID", "UnitFileState"); p["ActiveState"] != "active" || p["MainPID"] == controllerPID || p["UnitFileState"] != "enabled" {
+		t.Errorf("after the upgrade the autoscaler is %v (was PID %s): want it active, restarted onto the new binary, enabled", p, controllerPID)
 	}
 
 	out, code = h.aptInstall(broken)

@@ -64,6 +64,13 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // step takes one sample, decides, resizes if needed and records the state.
 func (c *Controller) step(ctx context.Context) error {
+	unlock, free, err := c.Herd.TryLock()
+	if err != nil {
+		return err
+	}
+	if free {
+		defer unlock()
+	}
 	busy, err := c.Herd.Busy(ctx)
 	if err != nil {
 		return err
@@ -74,12 +81,17 @@ func (c *Controller) step(ctx context.Context) error {
 	}
 	st := State{Spec: c.Spec.String(), Setting: c.Spec.Describe(), Updated: snap.Time,
 		Running: running(snap), Queued: snap.Socket.Queued, Last: c.last, Decisions: c.decisions}
-	if busy || snap.Socket.State != "active" {
-		// Instances starting or stopping (a reload, a crash, an operator)
-		// distort the CPU figures; measure again from here.
-		st.Note = "waiting: instances are starting or stopping"
-		if snap.Socket.State != "active" {
+	if !free || busy || snap.Socket.State != "active" {
+		// A reload or scale under way (its surge instance is no load),
+		// or instances starting or stopping (a crash, an operator),
+		// distort the figures; measure again from here.
+		switch {
+		case snap.Socket.State != "active":
 			st.Note = "waiting: " + snap.Socket.Unit + " is " + snap.Socket.State
+		case !free:
+			st.Note = "waiting: an appctl reload or scale is running"
+		default:
+			st.Note = "waiting: instances are starting or stopping"
 		}
 		c.baseline(snap)
 		return c.write(st)

@@ -26,7 +26,14 @@ the instances not reached yet keep serving what they ran before.`,
 			if timeout <= 0 {
 				return usageError(fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s", timeout))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Reload(cmd.Context(), timeout, o.stdout) })
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				unlock, err := h.Lock(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer unlock()
+				return h.Reload(cmd.Context(), timeout, o.stdout)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "how long each instance may take to become ready")

@@ -43,11 +43,28 @@ the socket keeps listening and its next connection starts NAME@1.`,
 				}
 				return n, nil
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Scale(cmd.Context(), want, o.stdout) })
+			return o.withHerd(cmd, func(h *herd.Herd) error { return o.scale(cmd, h, want) })
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", defaultLimit, "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")
 	return cmd
+}
+
+// scale resizes the herd, one appctl at a time, and warns if the
+// autoscaler will resize it again.
+func (o *options) scale(cmd *cobra.Command, h *herd.Herd, want func(int) (int, error)) error {
+	unlock, err := h.Lock(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := h.Scale(cmd.Context(), want, o.stdout); err != nil {
+		return err
+	}
+	if spec, err := h.ActiveAutoscaler(cmd.Context()); err == nil && spec != "" {
+		fmt.Fprintf(o.stderr, "note: autoscaling is on (%s) and resizes the herd again at its next look; appctl autoscale off keeps this count\n", spec)
+	}
+	return nil
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that says what to do.

@@ -23,8 +23,9 @@ var ErrNotInstalled = errors.New("not installed")
 
 // Herd operates the units of one service through systemd's D-Bus API.
 type Herd struct {
-	app  App
-	conn *sddbus.Conn
+	app      App
+	conn     *sddbus.Conn
+	template string // path of the template's unit file (see Lock)
 }
 
 // Connect opens a connection to systemd and checks that the service's
@@ -74,6 +75,7 @@ func (h *Herd) checkInstalled(ctx context.Context) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no unit file %s; install the package, or name another service with --app", ErrNotInstalled, h.app.Template())
 	}
+	h.template = files[0].Path
 	return nil
 }
 
