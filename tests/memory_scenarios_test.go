@@ -159,3 +159,28 @@ func TestMemoryLimitRestartsOneAtATime(t *testing.T) {
 		t.Fatalf("running %v after the memory restarts, want 3", got)
 	}
 }
+
+// A bad MEMORY_LIMIT is refused by the first instance that reads it, with
+// a message naming it, and a reload then stops with the instances it had
+// still serving.
+func TestMemoryLimitBadValueChangesNothing(t *testing.T) {
+	h := newHerd(t)
+	h.appctl("scale", "2")
+	before := h.mainPIDs(2)
+	h.s.MustRun(t, "sh", "-c", "echo MEMORY_LIMIT=12Q >>/etc/default/app")
+	out, code := h.appctl("reload", "--timeout", "20s")
+	if code != 1 {
+		t.Fatalf("appctl reload with MEMORY_LIMIT=12Q: exit %d, want 1\n%s", code, out)
+	}
+	if got := h.mainPIDs(2); !slices.Equal(got, before) {
+		t.Fatalf("main PIDs %v → %v: the instances were replaced", before, got)
+	}
+	if log := h.s.Journal("-u", "app@3.service"); !strings.Contains(log, `MEMORY_LIMIT="12Q"`) {
+		t.Fatalf("the surge instance did not say what was wrong:\n%s", log)
+	}
+	ld := h.load(false)
+	for range 20 {
+		ld.One("/")
+	}
+	checkLoad(t, "after the refused reload", ld.Stop(), 0)
+}
