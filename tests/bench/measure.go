@@ -44,13 +44,14 @@ type step struct {
 
 // steps are the bench's parts in the order they run. The PM2 reference
 // runs before scale and crash, whose targets compare with PM2's medians
-// of the same run; the crash loop runs before PM2 starts, so that the
-// sandbox's CPU time it reads is the herd's alone.
+// of the same run; the crash loop and autoscale run before PM2 starts, so
+// that the sandbox's CPU time they read is the herd's alone (and
+// autoscale's /work load runs on the Go app, before node replaces it).
 func (b *bench) steps() []step {
 	return []step{
 		{"throughput", b.throughput}, {"cpubound", b.cpuBound}, {"reload", b.reload}, {"coldstart", b.coldStart},
 		{"memory", b.memory}, {"status", b.status}, {"crashloop", b.crashLoop},
-		{"pm2", b.pm2Rows}, {"scale", b.scale}, {"crash", b.crash},
+		{"autoscale", b.autoscale}, {"pm2", b.pm2Rows}, {"scale", b.scale}, {"crash", b.crash},
 		{"againstpm2", b.againstPM2}, {"node", b.nodeRows}, {"express", b.expressRows},
 	}
 }
