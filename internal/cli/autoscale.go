@@ -172,6 +172,9 @@ func (o *options) autoscalerCmd() *cobra.Command {
 						return fmt.Errorf("create the state directory: %w", err)
 					}
 				}
+				if spec.Queue == 0 {
+					h.SkipAcceptQueue() // the controller looks every second
+				}
 				c := &autoscale.Controller{Spec: spec, Herd: h, Dir: dir, Log: o.stderr}
 				return c.Run(cmd.Context())
 			})

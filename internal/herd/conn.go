@@ -26,7 +26,14 @@ type Herd struct {
 	app      App
 	conn     *sddbus.Conn
 	template string // path of the template's unit file (see Lock)
+	noQueue  bool   // Snapshot leaves Socket.Queued at 0 (see SkipAcceptQueue)
 }
+
+// SkipAcceptQueue makes later snapshots leave Socket.Queued at 0 instead
+// of reading /proc/net/tcp and tcp6, where the kernel walks every TCP
+// socket of the machine: 4 ms at 1,000 sockets, 42 ms at 11,000. For
+// callers that look often and do not need the queue.
+func (h *Herd) SkipAcceptQueue() { h.noQueue = true }
 
 // Connect opens a connection to systemd and checks that the service's
 // units are installed. A non-root caller goes through the system bus, so

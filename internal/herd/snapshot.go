@@ -268,7 +268,9 @@ func (h *Herd) socket(ctx context.Context) (Socket, error) {
 			}
 		}
 	}
-	s.Queued = acceptQueue(s.Listen)
+	if !h.noQueue {
+		s.Queued = acceptQueue(s.Listen)
+	}
 	return s, nil
 }
 
