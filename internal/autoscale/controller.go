@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/unitkit/unitkit/internal/atomicfile"
 	"github.com/unitkit/unitkit/internal/herd"
-	"github.com/unitkit/unitkit/internal/jsonfile"
 )
 
 // DefaultEvery is how often the controller looks at the herd. Each look
@@ -162,7 +162,7 @@ func (c *Controller) write(st State) error {
 	if c.Dir == "" {
 		return nil
 	}
-	return jsonfile.Write(statePath(c.Dir), st)
+	return atomicfile.WriteJSON(statePath(c.Dir), st)
 }
 
 func running(snap herd.Snapshot) int {

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/unitkit/unitkit/internal/jsonfile"
+	"github.com/unitkit/unitkit/internal/atomicfile"
 )
 
 // State is what the controller last saw and decided, written after every
@@ -36,7 +36,7 @@ func statePath(dir string) string { return filepath.Join(dir, "state.json") }
 // written one yet.
 func ReadState(dir string) (*State, error) {
 	var st State
-	found, err := jsonfile.Read(statePath(dir), &st)
+	found, err := atomicfile.ReadJSON(statePath(dir), &st)
 	if err != nil {
 		return nil, fmt.Errorf("read the autoscaler's state: %w", err)
 	}

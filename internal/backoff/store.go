@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/unitkit/unitkit/internal/jsonfile"
+	"github.com/unitkit/unitkit/internal/atomicfile"
 )
 
 // DefaultDir is where the states live: under /run, so a reboot forgets
@@ -23,7 +23,7 @@ func (s Store) path(unit string) string { return filepath.Join(s.Dir, unit+".jso
 // Load returns the state of unit, or nil if it has none.
 func (s Store) Load(unit string) (*State, error) {
 	var st State
-	found, err := jsonfile.Read(s.path(unit), &st)
+	found, err := atomicfile.ReadJSON(s.path(unit), &st)
 	if err != nil {
 		return nil, fmt.Errorf("read back-off of %s: %w", unit, err)
 	}
@@ -36,7 +36,7 @@ func (s Store) Load(unit string) (*State, error) {
 // Save records st, replacing the file atomically so that readers never
 // see half of it.
 func (s Store) Save(st State) error {
-	if err := jsonfile.Write(s.path(st.Unit), st); err != nil {
+	if err := atomicfile.WriteJSON(s.path(st.Unit), st); err != nil {
 		return fmt.Errorf("record back-off of %s: %w", st.Unit, err)
 	}
 	return nil

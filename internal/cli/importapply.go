@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unitkit/unitkit/internal/atomicfile"
 	"github.com/unitkit/unitkit/internal/ecosystem"
 	"github.com/unitkit/unitkit/internal/herd"
 	"github.com/unitkit/unitkit/internal/porthold"
@@ -117,7 +118,7 @@ func portFree(plan *ecosystem.Plan) error {
 // by an earlier import when this one sets no port.
 func writeDropIns(plan *ecosystem.Plan, out io.Writer) error {
 	for _, f := range plan.Files {
-		if err := writeAtomic(f.Path, []byte(f.Content)); err != nil {
+		if err := atomicfile.WriteFile(f.Path, []byte(f.Content)); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "wrote %s\n", f.Path)
@@ -132,43 +133,6 @@ func writeDropIns(plan *ecosystem.Plan, out io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// writeAtomic replaces path with data (mode 0644) so that systemd never
-// reads half a file: a temporary file in the same directory, synced, then
-// renamed over it.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(dir, ".import-*.tmp") // not *.conf: systemd ignores it
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	err = writeSynced(tmp, data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeSynced writes data to f, makes it 0644 and syncs it.
-func writeSynced(f *os.File, data []byte) error {
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	return f.Sync()
 }
 
 func paths(plan *ecosystem.Plan) []string {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/unitkit/unitkit/internal/jsonfile"
+	"github.com/unitkit/unitkit/internal/atomicfile"
 )
 
 // ExitStatus is the exit status of an instance that stopped for its
@@ -41,12 +41,12 @@ func (s Store) path(unit string) string { return filepath.Join(s.Dir, unit+".jso
 // runs one at a time per unit.
 func (s Store) Add(unit string, at time.Time) (Record, error) {
 	r := Record{Unit: unit}
-	if _, err := jsonfile.Read(s.path(unit), &r); err != nil {
+	if _, err := atomicfile.ReadJSON(s.path(unit), &r); err != nil {
 		r = Record{Unit: unit} // an unreadable count starts again
 	}
 	r.Count++
 	r.Last = at
-	if err := jsonfile.Write(s.path(unit), r); err != nil {
+	if err := atomicfile.WriteJSON(s.path(unit), r); err != nil {
 		return r, fmt.Errorf("record the memory restart of %s: %w", unit, err)
 	}
 	return r, nil
@@ -62,7 +62,7 @@ func (s Store) All() map[string]Record {
 			continue
 		}
 		var r Record
-		if found, err := jsonfile.Read(filepath.Join(s.Dir, e.Name()), &r); err == nil && found {
+		if found, err := atomicfile.ReadJSON(filepath.Join(s.Dir, e.Name()), &r); err == nil && found {
 			out[unit] = r
 		}
 	}

@@ -1,4 +1,4 @@
-package jsonfile
+package atomicfile
 
 import (
 	"os"
@@ -10,15 +10,15 @@ func TestWriteThenRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "new", "dir", "r.json")
 	type rec struct{ N int }
 	var got rec
-	if found, err := Read(path, &got); found || err != nil {
+	if found, err := ReadJSON(path, &got); found || err != nil {
 		t.Fatalf("Read of a missing file = %v, %v; want false, nil", found, err)
 	}
 	for n := 1; n <= 2; n++ {
-		if err := Write(path, rec{n}); err != nil {
+		if err := WriteJSON(path, rec{n}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if found, err := Read(path, &got); !found || err != nil || got.N != 2 {
+	if found, err := ReadJSON(path, &got); !found || err != nil || got.N != 2 {
 		t.Fatalf("Read = %v, %v, %+v; want the last record", found, err, got)
 	}
 	fi, err := os.Stat(path)
@@ -31,7 +31,7 @@ func TestWriteThenRead(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(path, &got); err == nil {
+	if _, err := ReadJSON(path, &got); err == nil {
 		t.Fatal("Read of a damaged file succeeded")
 	}
 }
