@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile replaces path with data, mode 0644, creating its directory if
@@ -68,4 +69,23 @@ func ReadJSON(path string, v any) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 	return true, nil
+}
+
+// ReadDirJSON decodes every NAME.json in dir and returns the records by
+// NAME; temporary files (.tmp-*) and files it cannot read or decode are
+// skipped, and a missing dir gives an empty map.
+func ReadDirJSON[T any](dir string) map[string]T {
+	out := map[string]T{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var v T
+		if found, err := ReadJSON(filepath.Join(dir, e.Name()), &v); err == nil && found {
+			out[name] = v
+		}
+	}
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/unitkit/unitkit/internal/atomicfile"
 )
@@ -51,17 +50,4 @@ func (s Store) Remove(unit string) error {
 }
 
 // All returns every recorded state by unit; unreadable files are skipped.
-func (s Store) All() map[string]State {
-	out := map[string]State{}
-	entries, _ := os.ReadDir(s.Dir)
-	for _, e := range entries {
-		unit, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if st, err := s.Load(unit); err == nil && st != nil {
-			out[unit] = *st
-		}
-	}
-	return out
-}
+func (s Store) All() map[string]State { return atomicfile.ReadDirJSON[State](s.Dir) }

@@ -2,12 +2,8 @@ package herd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -27,12 +23,7 @@ func (a App) autoscalerPattern() string { return a.name + "-autoscale@*.service"
 
 // autoscalerSpec returns the setting of a controller unit of the app.
 func (a App) autoscalerSpec(unit string) (string, bool) {
-	rest, ok := strings.CutPrefix(unit, a.name+"-autoscale@")
-	if !ok {
-		return "", false
-	}
-	spec, ok := strings.CutSuffix(rest, ".service")
-	return spec, ok && spec != ""
+	return instancePart(unit, a.name+"-autoscale@")
 }
 
 // ActiveAutoscaler returns the setting of the controller that runs now,
@@ -96,18 +87,9 @@ func (h *Herd) KeepAutoscaler(ctx context.Context, spec string, ready func() err
 // enabledAutoscalers lists the controllers linked into the socket's
 // .wants directory.
 func (h *Herd) enabledAutoscalers() ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(unitDir, h.app.Socket()+".wants"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	out, err := wants(h.app.Socket(), h.app.autoscalerSpec)
 	if err != nil {
 		return nil, fmt.Errorf("read the autoscalers enabled for boot: %w", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if _, ok := h.app.autoscalerSpec(e.Name()); ok {
-			out = append(out, e.Name())
-		}
 	}
 	return out, nil
 }
@@ -115,19 +97,7 @@ func (h *Herd) enabledAutoscalers() ([]string, error) {
 // stopOtherAutoscalers stops every running controller but keep. Each
 // finishes the resize it may be making before it exits.
 func (h *Herd) stopOtherAutoscalers(ctx context.Context, keep string) error {
-	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "reloading"}, []string{h.app.autoscalerPattern()})
-	if err != nil {
-		return classify(fmt.Errorf("list %s: %w", h.app.autoscalerPattern(), err))
-	}
-	for _, u := range units {
-		if u.Name == keep {
-			continue
-		}
-		if _, err := h.stop(ctx, u.Name); err != nil {
-			return fmt.Errorf("stop the earlier autoscaler: %w", err)
-		}
-	}
-	return nil
+	return h.stopOthers(ctx, h.app.autoscalerPattern(), keep, "stop the earlier autoscaler")
 }
 
 // reloadIfSocketWantsStale reloads systemd if the socket's loaded Wants=

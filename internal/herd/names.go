@@ -48,8 +48,12 @@ func (a App) Persist(n int) string { return a.name + "-persist@" + strconv.Itoa(
 
 // instanceOf returns the instance part of an instance unit name ("3" for
 // app@3.service) and whether unit is an instance of this app at all.
-func (a App) instanceOf(unit string) (string, bool) {
-	rest, ok := strings.CutPrefix(unit, a.name+"@")
+func (a App) instanceOf(unit string) (string, bool) { return instancePart(unit, a.name+"@") }
+
+// instancePart returns what lies between prefix and ".service" in unit,
+// and whether unit is such an instance at all.
+func instancePart(unit, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(unit, prefix)
 	if !ok {
 		return "", false
 	}

@@ -133,16 +133,22 @@ func (h *Herd) wantedButDisabled(ctx context.Context) ([]string, error) {
 // stopOtherPersists stops the runs of NAME-persist@ other than keep that
 // are still active (waiting to reload, or a concurrent scale's).
 func (h *Herd) stopOtherPersists(ctx context.Context, keep string) error {
-	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "reloading"}, []string{h.app.Name() + "-persist@*.service"})
+	return h.stopOthers(ctx, h.app.Name()+"-persist@*.service", keep, "end the earlier count's run")
+}
+
+// stopOthers stops the active units matching pattern, except keep; what
+// says what the stop is for, in an error.
+func (h *Herd) stopOthers(ctx context.Context, pattern, keep, what string) error {
+	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "reloading"}, []string{pattern})
 	if err != nil {
-		return classify(fmt.Errorf("list %s-persist@ runs: %w", h.app.Name(), err))
+		return classify(fmt.Errorf("list %s: %w", pattern, err))
 	}
 	for _, u := range units {
 		if u.Name == keep {
 			continue
 		}
 		if _, err := h.stop(ctx, u.Name); err != nil {
-			return fmt.Errorf("end the earlier count's run: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil

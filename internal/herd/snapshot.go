@@ -160,21 +160,30 @@ func (h *Herd) instanceUnits(ctx context.Context) ([]string, map[string]sddbus.U
 // dependencies, are the record: appctl scale changes them without making
 // systemd reload (see Persist).
 func (h *Herd) targetWants() ([]string, error) {
-	dir := filepath.Join(unitDir, h.app.Target()+".wants")
-	entries, err := os.ReadDir(dir)
+	out, err := wants(h.app.Target(), h.app.instanceOf)
+	if err != nil {
+		return nil, fmt.Errorf("read the instances enabled for boot: %w", err)
+	}
+	slices.SortFunc(out, h.compareUnits)
+	return out, nil
+}
+
+// wants lists the units linked into unit's .wants directory under
+// /etc/systemd/system that match says are of interest.
+func wants(unit string, match func(string) (string, bool)) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(unitDir, unit+".wants"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the instances enabled for boot: %w", err)
+		return nil, err
 	}
 	var out []string
 	for _, e := range entries {
-		if _, ok := h.app.instanceOf(e.Name()); ok {
+		if _, ok := match(e.Name()); ok {
 			out = append(out, e.Name())
 		}
 	}
-	slices.SortFunc(out, h.compareUnits)
 	return out, nil
 }
 

@@ -8,9 +8,7 @@ package memrestart
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/unitkit/unitkit/internal/atomicfile"
@@ -53,18 +51,4 @@ func (s Store) Add(unit string, at time.Time) (Record, error) {
 }
 
 // All returns every record by unit; unreadable files are skipped.
-func (s Store) All() map[string]Record {
-	out := map[string]Record{}
-	entries, _ := os.ReadDir(s.Dir)
-	for _, e := range entries {
-		unit, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		var r Record
-		if found, err := atomicfile.ReadJSON(filepath.Join(s.Dir, e.Name()), &r); err == nil && found {
-			out[unit] = r
-		}
-	}
-	return out
-}
+func (s Store) All() map[string]Record { return atomicfile.ReadDirJSON[Record](s.Dir) }
