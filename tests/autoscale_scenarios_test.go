@@ -118,8 +118,8 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 func TestAutoscaleToZeroAndBack(t *testing.T) {
 	h := newHerd(t)
 	h.appctl("scale", "2")
-	spec := "0-2:cpu70:window3s"
-	if out, code := h.appctl("autoscale", "0-2", "--window", "3s"); code != 0 {
+	first := "0-2:cpu70:window3s"
+	if out, code := h.appctl("autoscale", "0-2", "--window", "3s"); code != 0 || !strings.Contains(out, autoscaler(first)) {
 		t.Fatalf("appctl autoscale 0-2: exit %d\n%s", code, out)
 	}
 	took := h.waitRunning("scaled to zero when idle", 0, 60*time.Second)
@@ -134,12 +134,15 @@ func TestAutoscaleToZeroAndBack(t *testing.T) {
 	checkLoad(t, "first request at zero instances", ld.Stop(), 0)
 
 	// A new setting replaces the old one, and survives a reboot.
-	spec = "0-2:cpu70:window1m0s"
+	spec := "0-2:cpu70:window1m0s"
 	if out, code := h.appctl("autoscale", "0-2"); code != 0 {
 		t.Fatalf("appctl autoscale 0-2: exit %d\n%s", code, out)
 	}
 	if got := h.autoscalers(); strings.Count(got, "app-autoscale@") != 1 || !strings.Contains(got, autoscaler(spec)) {
 		t.Fatalf("after a new setting the controllers are:\n%s", got)
+	}
+	if _, code := h.run("test", "-e", "/etc/systemd/system/app.socket.wants/"+autoscaler(first)); code == 0 {
+		t.Fatalf("the replaced setting %s is still enabled", first)
 	}
 	if err := h.s.Reboot(t.Context()); err != nil {
 		t.Fatal(err)

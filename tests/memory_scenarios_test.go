@@ -74,7 +74,7 @@ func TestMemoryLimitReplacesAGrownInstance(t *testing.T) {
 	fresh, kept := h.load(false), h.load(true)
 	fresh.Run(8, "/")
 	kept.Run(8, "/")
-	time.Sleep(300 * time.Millisecond)
+	h.waitFor("load under way", 10*time.Second, func() bool { return fresh.Snapshot().Total > 0 && kept.Snapshot().Total > 0 })
 
 	unit := h.grow(64)
 	old := h.show(unit, "MainPID")["MainPID"]
@@ -107,7 +107,7 @@ func TestMemoryLimitRestartsOneAtATime(t *testing.T) {
 	h.appctl("scale", "3")
 	ld := h.load(false)
 	ld.Run(8, "/")
-	time.Sleep(300 * time.Millisecond)
+	h.waitFor("load under way", 10*time.Second, func() bool { return ld.Snapshot().Total > 0 })
 
 	pids := map[string]string{}
 	var grown []string

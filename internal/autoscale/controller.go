@@ -104,13 +104,14 @@ func (c *Controller) step(ctx context.Context) error {
 		st.CPUPercent = 100 * s.CPU / float64(s.Running)
 	}
 	if d.Changes() {
-		st.Last, st.Decisions = c.resize(ctx, d), c.decisions
+		c.resize(ctx, d)
+		st.Last, st.Decisions = c.last, c.decisions
 	}
 	return c.write(st)
 }
 
 // resize applies d through the same path as appctl scale and logs it.
-func (c *Controller) resize(ctx context.Context, d Decision) *Decision {
+func (c *Controller) resize(ctx context.Context, d Decision) {
 	fmt.Fprintf(c.Log, "<5>scale %d→%d: %s\n", d.From, d.To, d.Reason)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scaleTimeout)
 	defer cancel()
@@ -126,7 +127,6 @@ func (c *Controller) resize(ctx context.Context, d Decision) *Decision {
 	if snap, err := c.Herd.Snapshot(ctx); err == nil {
 		c.baseline(snap)
 	}
-	return c.last
 }
 
 // cpu is the CPUs the main processes used since the previous look. A

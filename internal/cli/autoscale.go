@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -165,13 +164,8 @@ func (o *options) autoscalerCmd() *cobra.Command {
 				if err := h.KeepAutoscaler(cmd.Context(), spec.String(), notifyReady, o.stderr); err != nil {
 					return err
 				}
-				dir, _ := o.env("RUNTIME_DIRECTORY")
-				if dir == "" {
-					dir = autoscale.StateDir(h.App().Name(), spec.String())
-					if err := os.MkdirAll(dir, 0o755); err != nil {
-						return fmt.Errorf("create the state directory: %w", err)
-					}
-				}
+				// The unit's RuntimeDirectory=, where appctl status looks.
+				dir := autoscale.StateDir(h.App().Name(), spec.String())
 				if spec.Queue == 0 {
 					h.SkipAcceptQueue() // the controller looks every second
 				}
