@@ -29,12 +29,12 @@ func (a App) autoscalerSpec(unit string) (string, bool) {
 // ActiveAutoscaler returns the setting of the controller that runs now,
 // or "" if autoscaling is off.
 func (h *Herd) ActiveAutoscaler(ctx context.Context) (string, error) {
-	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "reloading"}, []string{h.app.autoscalerPattern()})
+	units, err := h.conn.ListUnitsByPatternsContext(ctx, []string{"active"}, []string{h.app.autoscalerPattern()})
 	if err != nil {
 		return "", classify(fmt.Errorf("list %s: %w", h.app.autoscalerPattern(), err))
 	}
 	for _, u := range units {
-		if spec, ok := h.app.autoscalerSpec(u.Name); ok && spec != AutoscaleOff && u.ActiveState == "active" {
+		if spec, ok := h.app.autoscalerSpec(u.Name); ok && spec != AutoscaleOff {
 			return spec, nil
 		}
 	}
