@@ -46,6 +46,7 @@ type Load struct {
 
 	mu         sync.Mutex
 	errs       []string
+	failures   []Failure
 	byInstance map[string]int64
 	maxLatency time.Duration
 	latencies  []time.Duration // of successful requests, when Config.Record
@@ -56,9 +57,24 @@ type Result struct {
 	Total      int64            // requests completed or failed
 	Failed     int64            // transport errors and non-200 answers
 	Errors     []string         // the first few failures
+	Failures   []Failure        // the first MaxFailures failures, in the order they ended
 	ByInstance map[string]int64 // successful answers per X-Instance header
 	MaxLatency time.Duration    // slowest successful request
 	Latencies  []time.Duration  // sorted, when Config.Record
+}
+
+// MaxFailures bounds how many failures a Load keeps in Result.Failures.
+const MaxFailures = 100000
+
+// Failure is one failed request: when it was due or sent, when it failed,
+// and why. LastInstance is the X-Instance of the answer its client got
+// before, when that client keeps its connection alive: the instance that
+// most likely held the connection.
+type Failure struct {
+	Start, End   time.Time
+	Path         string
+	Err          error
+	LastInstance string
 }
 
 // Percentile returns the latency below which the fraction q (0 to 1) of
@@ -87,13 +103,14 @@ func (l *Load) Run(n int, path string) {
 			defer l.wg.Done()
 			c := l.client()
 			defer c.CloseIdleConnections()
+			var last string
 			for {
 				select {
 				case <-l.stopc:
 					return
 				default:
 				}
-				l.one(c, path)
+				l.oneAt(c, path, time.Now(), &last)
 			}
 		}()
 	}
@@ -104,7 +121,7 @@ func (l *Load) Run(n int, path string) {
 func (l *Load) One(path string) {
 	c := l.client()
 	defer c.CloseIdleConnections()
-	l.one(c, path)
+	l.oneAt(c, path, time.Now(), new(string))
 }
 
 func (l *Load) client() *http.Client {
@@ -115,10 +132,9 @@ func (l *Load) client() *http.Client {
 	return &http.Client{Timeout: l.cfg.Timeout, Transport: tr}
 }
 
-func (l *Load) one(c *http.Client, path string) { l.oneAt(c, path, time.Now()) }
-
-// oneAt sends one request and counts its latency from start.
-func (l *Load) oneAt(c *http.Client, path string, start time.Time) {
+// oneAt sends one request and counts its latency from start. last holds
+// the instance that answered the client's previous request.
+func (l *Load) oneAt(c *http.Client, path string, start time.Time, last *string) {
 	resp, err := c.Post(l.cfg.URL+path, "text/plain", http.NoBody)
 	instance := ""
 	if err == nil {
@@ -129,7 +145,8 @@ func (l *Load) oneAt(c *http.Client, path string, start time.Time) {
 			err = fmt.Errorf("status %s", resp.Status)
 		}
 	}
-	took := time.Since(start)
+	end := time.Now()
+	took := end.Sub(start)
 	l.total.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -138,8 +155,17 @@ func (l *Load) oneAt(c *http.Client, path string, start time.Time) {
 		if len(l.errs) < 20 {
 			l.errs = append(l.errs, fmt.Sprintf("%s POST %s: %v", start.Format("15:04:05.000"), path, err))
 		}
+		if len(l.failures) < MaxFailures {
+			f := Failure{Start: start, End: end, Path: path, Err: err}
+			if l.cfg.KeepAlive {
+				f.LastInstance = *last
+			}
+			l.failures = append(l.failures, f)
+		}
+		*last = ""
 		return
 	}
+	*last = instance
 	l.byInstance[instance]++
 	l.maxLatency = max(l.maxLatency, took)
 	if l.cfg.Record {
@@ -159,8 +185,9 @@ func (l *Load) RunRate(rate float64, workers int, path string) {
 			defer l.wg.Done()
 			c := l.client()
 			defer c.CloseIdleConnections()
+			var last string
 			for t := range due {
-				l.oneAt(c, path, t)
+				l.oneAt(c, path, t, &last)
 			}
 		}()
 	}
@@ -194,7 +221,7 @@ func (l *Load) Snapshot() Result {
 	slices.Sort(lat)
 	return Result{
 		Total: l.total.Load(), Failed: l.failed.Load(),
-		Errors: append([]string(nil), l.errs...), ByInstance: by, MaxLatency: l.maxLatency, Latencies: lat,
+		Errors: append([]string(nil), l.errs...), Failures: slices.Clone(l.failures), ByInstance: by, MaxLatency: l.maxLatency, Latencies: lat,
 	}
 }
 

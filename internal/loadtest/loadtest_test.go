@@ -3,6 +3,7 @@ package loadtest
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -36,5 +37,42 @@ func TestLoad(t *testing.T) {
 	rr := rate.Stop()
 	if rr.Total < 50 || rr.Total > 150 || rr.Failed != 0 {
 		t.Fatalf("200/s for 0.5 s sent %d (%d failed)", rr.Total, rr.Failed)
+	}
+}
+
+// Every failure is kept with its times and error, and a keep-alive client's
+// failure names the instance that answered it before.
+func TestFailuresRecorded(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Instance", "7")
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	l := New(Config{URL: srv.URL, KeepAlive: true})
+	for range 4 {
+		l.One("/")
+	}
+	rate := New(Config{URL: srv.URL, KeepAlive: true})
+	rate.RunRate(100, 1, "/x")
+	time.Sleep(100 * time.Millisecond)
+	r, rr := l.Stop(), rate.Stop()
+	if r.Failed != 2 || len(r.Failures) != 2 {
+		t.Fatalf("one by one: %d failed, %d recorded", r.Failed, len(r.Failures))
+	}
+	for _, f := range r.Failures {
+		if f.Err == nil || f.End.Before(f.Start) || f.Path != "/" || f.LastInstance != "" {
+			t.Errorf("failure %+v", f)
+		}
+	}
+	if rr.Failed == 0 || int64(len(rr.Failures)) != rr.Failed {
+		t.Fatalf("constant rate: %d failed, %d recorded", rr.Failed, len(rr.Failures))
+	}
+	for _, f := range rr.Failures {
+		if f.LastInstance != "7" {
+			t.Errorf("keep-alive failure after an answer from 7 names %q", f.LastInstance)
+		}
 	}
 }
