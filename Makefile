@@ -13,7 +13,7 @@ CONTRIB_MODULES := $(patsubst %/go.mod,%,$(wildcard contrib/*/go.mod))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run demo docs package bench test test-short lint fuzz clean help
+.PHONY: all build run demo docs package bench test test-short soak lint fuzz clean help
 
 all: build
 
@@ -56,6 +56,15 @@ test: lint contrib/express/node_modules
 contrib/express/node_modules: contrib/express/package-lock.json
 	cd contrib/express && npm ci --no-audit --no-fund
 	@touch $@
+
+## soak: beat on a herd in a systemd sandbox for DURATION (default 10m) with seeded random faults under constant-rate load (root); SEED= replays a run, REPORT= is where the Markdown report goes
+DURATION ?= 10m
+SEED     ?=
+REPORT   ?= soak-report.md
+soak:
+	cd tests && SOAK_DURATION=$(DURATION) SOAK_SEED=$(SEED) SOAK_REPORT=$(abspath $(REPORT)) \
+	  $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v .
+	@echo "report: $(REPORT)"
 
 ## test-short: the fast tests only
 test-short:
