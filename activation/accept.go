@@ -45,15 +45,19 @@ const (
 // Accepted connections are ordinary net.Conns in Go's netpoller. Close
 // wakes a waiting Accept through an eventfd and closes only this process's
 // descriptor: the socket and its queue stay with systemd and the other
-// instances.
+// instances. interrupt wakes it the same way, so that an instance can stop
+// accepting (see gatedListener): a process not waiting in epoll_wait is
+// skipped by the kernel, and its share goes to the others.
 type exclusiveListener struct {
 	fd   int // our own duplicate of the listening socket
 	epfd int // epoll instance with fd (EPOLLEXCLUSIVE) and evfd
-	evfd int // eventfd written by Close to wake a waiting Accept
+	evfd int // eventfd written by Close and interrupt to wake a waiting Accept
 	addr net.Addr
 
-	closed    atomic.Bool
-	closeOnce sync.Once
+	closed       atomic.Bool
+	closeOnce    sync.Once
+	interrupting atomic.Bool // Accept returns errAcceptInterrupted until clear
+	wakeMu       sync.Mutex  // held while evfd is written or closed
 
 	mu       sync.Mutex // held by Accept while it uses the descriptors
 	accepted bool       // accepted since the socket was last registered
@@ -107,14 +111,21 @@ func (l *exclusiveListener) requeue() error {
 	return l.register()
 }
 
+// errAcceptInterrupted is what Accept returns between interrupt and clear.
+var errAcceptInterrupted = errors.New("accept interrupted")
+
 // Accept waits for and returns the next connection. It returns an error
-// wrapping net.ErrClosed once Close was called.
+// wrapping net.ErrClosed once Close was called, and one wrapping
+// errAcceptInterrupted between interrupt and clear.
 func (l *exclusiveListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
 		if l.closed.Load() {
 			return nil, l.opError(net.ErrClosed)
+		}
+		if l.interrupting.Load() {
+			return nil, l.opError(errAcceptInterrupted)
 		}
 		// A blocking socket: os.NewFile then leaves it out of Go's
 		// netpoller, and net.FileConn makes its duplicate non-blocking.
@@ -134,10 +145,58 @@ func (l *exclusiveListener) Accept() (net.Conn, error) {
 			}
 			l.accepted = false
 		}
-		if _, err := unix.EpollWait(l.epfd, l.events[:], -1); err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
 			return nil, l.opError(os.NewSyscallError("epoll_wait", err))
 		}
+		l.drainWake(l.events[:max(n, 0)])
 	}
+}
+
+// drainWake reads the eventfd when it is among events, so that a wake-up
+// seen once does not wake every later epoll_wait too (the loop looks at
+// closed and interrupted before it waits again).
+func (l *exclusiveListener) drainWake(events []unix.EpollEvent) {
+	for _, ev := range events {
+		if ev.Fd == int32(l.evfd) {
+			var count [8]byte
+			_, _ = unix.Read(l.evfd, count[:]) // EAGAIN: drained already
+			return
+		}
+	}
+}
+
+// wake makes a waiting epoll_wait return.
+func (l *exclusiveListener) wake() error {
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
+	if l.evfd < 0 {
+		return l.opError(net.ErrClosed)
+	}
+	var one [8]byte
+	one[0] = 1 // any non-zero 8-byte count wakes epoll_wait
+	if _, err := unix.Write(l.evfd, one[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+		return os.NewSyscallError("write eventfd", err)
+	}
+	return nil
+}
+
+// interrupt makes the Accept waiting now, and every later one until
+// clear, return an error wrapping errAcceptInterrupted.
+func (l *exclusiveListener) interrupt() error {
+	l.interrupting.Store(true)
+	return l.wake()
+}
+
+// clear undoes interrupt.
+func (l *exclusiveListener) clear() error {
+	l.interrupting.Store(false)
+	return nil
+}
+
+// interrupted recognises the error of an interrupted Accept.
+func (l *exclusiveListener) interrupted(err error) bool {
+	return errors.Is(err, errAcceptInterrupted)
 }
 
 // conn turns an accepted descriptor into a net.Conn in Go's netpoller.
@@ -161,9 +220,7 @@ func (l *exclusiveListener) opError(err error) error {
 func (l *exclusiveListener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
-		var one [8]byte
-		one[0] = 1 // any non-zero 8-byte count wakes epoll_wait
-		_, _ = unix.Write(l.evfd, one[:])
+		_ = l.wake()
 		l.mu.Lock() // wait for a running Accept to return
 		defer l.mu.Unlock()
 		l.closeFDs()
@@ -172,6 +229,8 @@ func (l *exclusiveListener) Close() error {
 }
 
 func (l *exclusiveListener) closeFDs() {
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
 	for _, fd := range []*int{&l.fd, &l.epfd, &l.evfd} {
 		if *fd >= 0 {
 			unix.Close(*fd)

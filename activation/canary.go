@@ -2,13 +2,11 @@ package activation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // canaryConn marks the server side of an in-memory connection that carries
@@ -63,12 +61,12 @@ type canaryAddr struct{}
 func (canaryAddr) Network() string { return "memory" }
 func (canaryAddr) String() string  { return "canary" }
 
-// canary sends one request at a time through the server and its handler.
+// canary sends requests through the server and its handler over
+// in-memory connections; canaryWatch sends them one at a time.
 type canary struct {
 	ln     *canaryListener
 	client *http.Client
 	path   string
-	busy   chan struct{} // holds a token while a canary is out
 }
 
 func newCanary(ln *canaryListener, path string) *canary {
@@ -76,36 +74,13 @@ func newCanary(ln *canaryListener, path string) *canary {
 		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return ln.dial(ctx) },
 		DisableKeepAlives: true, // each canary also goes through accept
 	}
-	return &canary{ln: ln, client: &http.Client{Transport: tr}, path: path, busy: make(chan struct{}, 1)}
+	return &canary{ln: ln, client: &http.Client{Transport: tr}, path: path}
 }
 
-var errCanaryStuck = errors.New("the previous canary request has not returned")
-
-// probe sends the canary and waits up to timeout for an answer below 500.
-// A canary that never returns (a wedged handler) keeps later probes failing
-// instead of piling up goroutines.
-func (c *canary) probe(timeout time.Duration) error {
-	select {
-	case c.busy <- struct{}{}:
-	default:
-		return errCanaryStuck
-	}
-	result := make(chan error, 1)
-	go func() {
-		defer func() { <-c.busy }()
-		result <- c.roundTrip()
-	}()
-	select {
-	case err := <-result:
-		return err
-	case <-time.After(timeout):
-		return fmt.Errorf("canary GET %s: no answer within %s", c.path, timeout)
-	}
-}
-
+// roundTrip sends one canary and reads its answer; an answer of 500 or
+// more is an error. It has no deadline of its own: a wedged handler keeps
+// it waiting, which is exactly what canaryWatch looks for.
 func (c *canary) roundTrip() error {
-	// No deadline of its own: if the handler hangs, busy stays taken, which
-	// is exactly the state probe reports.
 	req, err := http.NewRequest(http.MethodGet, "http://canary"+c.path, nil)
 	if err != nil {
 		return fmt.Errorf("canary: %w", err)

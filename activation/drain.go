@@ -28,6 +28,7 @@ const drainPoll = 10 * time.Millisecond
 //     after a second stop signal, is cut off and reported.
 func (i *Instance) drain(srv *http.Server, lns []net.Listener, canaryLn *canaryListener,
 	served <-chan struct{}, sigs <-chan os.Signal, cause string) error {
+	i.watch.halt() // accepting stays as it is until the listeners close
 	i.setState(stateDraining)
 	timeout := i.cfg.drainTimeout
 	i.log.Info("draining", "cause", cause, "in_flight", i.inFlight.Load(), "drain_timeout", timeout)

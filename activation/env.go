@@ -1,6 +1,7 @@
 package activation
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -94,6 +95,36 @@ func parseWatchdog(env lookupFunc, pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("WATCHDOG_USEC=%q is not a positive number of microseconds", usec)
 	}
 	return time.Duration(n) * time.Microsecond, nil
+}
+
+// Bounds of CANARY_INTERVAL besides 0, and what the error says.
+const (
+	minCanaryInterval  = 10 * time.Millisecond
+	maxCanaryInterval  = time.Minute
+	canaryIntervalWant = "want 0 (once per health interval) or a duration from 10ms to 1m, e.g. 100ms"
+)
+
+// parseCanaryInterval reads $CANARY_INTERVAL, a Go duration: how often the
+// canary request is sent; 0 sends it once per health interval only.
+func parseCanaryInterval(env lookupFunc, def time.Duration) (time.Duration, error) {
+	v, ok := env("CANARY_INTERVAL")
+	if !ok || v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || validCanaryInterval(d) != nil {
+		return 0, fmt.Errorf("CANARY_INTERVAL=%q: %s", v, canaryIntervalWant)
+	}
+	return d, nil
+}
+
+// validCanaryInterval checks a canary interval: 0, or from
+// minCanaryInterval to maxCanaryInterval.
+func validCanaryInterval(d time.Duration) error {
+	if d != 0 && (d < minCanaryInterval || d > maxCanaryInterval) {
+		return errors.New(canaryIntervalWant)
+	}
+	return nil
 }
 
 // maxKeepAliveRequests and maxKeepAliveTime bound KEEPALIVE_REQUESTS and

@@ -113,6 +113,28 @@ func TestParseAcceptMode(t *testing.T) {
 	}
 }
 
+func TestParseCanaryInterval(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    time.Duration
+		wantErr string
+	}{
+		{"", DefaultCanaryInterval, ""},
+		{"0", 0, ""},
+		{"10ms", 10 * time.Millisecond, ""},
+		{"1m", time.Minute, ""},
+		{"5ms", 0, "CANARY_INTERVAL"},
+		{"2m", 0, "CANARY_INTERVAL"},
+		{"-1s", 0, "CANARY_INTERVAL"},
+		{"100", 0, "CANARY_INTERVAL"},
+	} {
+		got, err := parseCanaryInterval(envOf("CANARY_INTERVAL", tc.v), DefaultCanaryInterval)
+		if !errMatches(err, tc.wantErr) || got != tc.want {
+			t.Errorf("CANARY_INTERVAL=%q: got %s, %v", tc.v, got, err)
+		}
+	}
+}
+
 func TestParseWatchdog(t *testing.T) {
 	for _, tc := range []struct {
 		env     []string

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// healthState is the result of the last health round: the canary and every
-// named check.
+// healthState is the result of the last look at one side of the
+// instance's health: liveness (the canary) or readiness (the named checks).
 type healthState struct {
 	mu      sync.Mutex
 	ok      bool
@@ -18,13 +18,18 @@ type healthState struct {
 	failure string
 }
 
-func (h *healthState) set(err error) {
+// set stores err and reports whether it turned the state from passing to
+// failing or back. The first result counts as a change only if it fails.
+func (h *healthState) set(err error) (changed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	first := h.checked.IsZero()
+	changed = (err == nil) != h.ok && !(first && err == nil)
 	h.ok, h.checked, h.failure = err == nil, time.Now(), ""
 	if err != nil {
 		h.failure = err.Error()
 	}
+	return changed
 }
 
 func (h *healthState) get() (ok bool, checked time.Time, failure string) {
@@ -33,12 +38,9 @@ func (h *healthState) get() (ok bool, checked time.Time, failure string) {
 	return h.ok, h.checked, h.failure
 }
 
-// checkHealth runs the canary and then every named check, each bounded by
-// timeout, and returns the first failure.
-func (i *Instance) checkHealth(timeout time.Duration) error {
-	if err := i.canary.probe(timeout); err != nil {
-		return err
-	}
+// runChecks runs every named check in turn, each bounded by timeout, and
+// returns the first failure.
+func (i *Instance) runChecks(timeout time.Duration) error {
 	for _, c := range i.cfg.checks {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := c.check(ctx)
@@ -50,6 +52,70 @@ func (i *Instance) checkHealth(timeout time.Duration) error {
 	return nil
 }
 
+// startChecks runs the named checks in the background, unless the previous
+// round is still running, so that a slow dependency never delays the
+// watchdog.
+func (i *Instance) startChecks(timeout time.Duration) {
+	if len(i.cfg.checks) == 0 || !i.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer i.checking.Store(false)
+		i.setReadiness(i.runChecks(timeout))
+	}()
+}
+
+// setLiveness stores what the canary says and logs a change.
+func (i *Instance) setLiveness(err error) {
+	if !i.live.set(err) {
+		return
+	}
+	if err != nil {
+		i.log.Error("canary failing; not pinging the watchdog", "error", err)
+	} else {
+		i.log.Info("canary answering again; pinging the watchdog")
+	}
+	i.sendStatus()
+}
+
+// setReadiness stores what the named checks say and logs a change. A
+// failing check makes the instance unready, nothing more: it keeps
+// accepting and pinging the watchdog, so that a dependency every instance
+// shares cannot stop them all.
+func (i *Instance) setReadiness(err error) {
+	if !i.ready.set(err) {
+		return
+	}
+	if err != nil {
+		i.log.Warn("health check failing; readiness answers 503, still serving", "error", err)
+	} else {
+		i.log.Info("health check passing again")
+	}
+	i.sendStatus()
+}
+
+// readiness says whether the instance is ready for traffic: in a serving
+// state, accepting, its canary answering and every named check passing.
+// checked is when the checks last ran.
+func (i *Instance) readiness() (ok bool, checked time.Time, failure string) {
+	ok, checked, failure = i.ready.get()
+	live, _, liveFailure := i.live.get()
+	switch s := i.state(); {
+	case s != stateReady && s != stateReloading:
+		return false, checked, "instance is " + s.String()
+	case i.watch.stuckFor() > 0:
+		return false, checked, i.pauseNote()
+	case !live:
+		return false, checked, liveFailure
+	}
+	return ok, checked, failure
+}
+
+// pauseNote says, while the instance does not accept, why.
+func (i *Instance) pauseNote() string {
+	return fmt.Sprintf("not accepting new connections: canary stuck for %s", i.watch.stuckFor().Round(time.Millisecond))
+}
+
 // probeReport is the JSON body of the health and readiness endpoints.
 type probeReport struct {
 	Status   string `json:"status"`
@@ -59,30 +125,30 @@ type probeReport struct {
 	Failure  string `json:"failure,omitempty"`
 }
 
-// Healthz returns a liveness handler: 200 while the last health round
-// (canary request plus checks) passed, 503 otherwise. It answers from the
-// stored result, so probes cost nothing and cannot pile up. The canary
-// itself always gets 200 from it: reaching it proves the serving path works.
+// Healthz returns a liveness handler: 200 while the canary request
+// through the handler answers, 503 otherwise. Named checks do not count
+// (see Readyz). It answers from the stored result, so probes cost nothing
+// and cannot pile up. The canary itself always gets 200 from it: reaching
+// it proves the serving path works.
 func (i *Instance) Healthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if IsCanary(r.Context()) {
 			i.writeProbe(w, true, time.Time{}, "")
 			return
 		}
-		ok, checked, failure := i.health.get()
+		ok, checked, failure := i.live.get()
 		i.writeProbe(w, ok, checked, failure)
 	})
 }
 
 // Readyz returns a readiness handler: 200 while the instance is ready for
-// traffic (warmed up, healthy, not draining), 503 otherwise. Load balancers
-// use it to stop sending to an instance before it goes away.
+// traffic (warmed up, not draining, accepting, its canary answering and
+// every WithHealthCheck check passing), 503 otherwise, saying why. Load
+// balancers use it to stop sending to an instance before it goes away or
+// while a dependency fails.
 func (i *Instance) Readyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		ok, checked, failure := i.health.get()
-		if s := i.state(); s != stateReady && s != stateReloading {
-			ok, failure = false, "instance is "+s.String()
-		}
+		ok, checked, failure := i.readiness()
 		i.writeProbe(w, ok, checked, failure)
 	})
 }

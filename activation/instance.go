@@ -58,10 +58,12 @@ type Instance struct {
 	served   atomic.Uint64
 	inFlight atomic.Int64
 
-	health healthState
-	conns  *connTracker
-	canary *canary
-	mem    *memoryWatch // nil: no memory limit
+	live     healthState // the canary: liveness and the watchdog
+	ready    healthState // the named checks: readiness
+	checking atomic.Bool // a round of named checks is running
+	watch    *canaryWatch
+	conns    *connTracker
+	mem      *memoryWatch // nil: no memory limit
 }
 
 // New validates opts and the environment and returns an Instance ready to
@@ -86,6 +88,13 @@ func New(opts ...Option) (*Instance, error) {
 			return nil, fmt.Errorf("activation: %w", err)
 		}
 		cfg.keepAlive = &k
+	}
+	if cfg.canaryInterval == nil {
+		d, err := parseCanaryInterval(osEnv, DefaultCanaryInterval)
+		if err != nil {
+			return nil, fmt.Errorf("activation: %w", err)
+		}
+		cfg.canaryInterval = &d
 	}
 	if cfg.memoryLimit == nil {
 		limit, err := memoryLimit(osEnv, procSelfCgroup, cgroupRoot)
@@ -122,6 +131,7 @@ func New(opts ...Option) (*Instance, error) {
 		conns:    newConnTracker(),
 		started:  time.Now(),
 	}
+	i.watch = newCanaryWatch(cfg.canaryPath, i.canaryEvery(), cfg.canaryStuck, i.served.Load, i.log, i.sendStatus)
 	if limit := *cfg.memoryLimit; limit > 0 {
 		i.mem = newMemoryWatch(limit, cfg.memory, i.log)
 	}

@@ -2,6 +2,7 @@ package activation_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -94,8 +95,10 @@ func TestListenerByName(t *testing.T) {
 	}
 }
 
-// A worker whose serving path is wedged stops pinging the watchdog, and its
-// liveness probe says why, while a healthy one keeps pinging.
+// A worker whose serving path is wedged stops accepting new connections at
+// once and says so in STATUS=, stops pinging the watchdog, and its
+// liveness probe says why on a connection it had accepted before, while a
+// healthy one keeps pinging.
 func TestWedgedWorkerStopsWatchdog(t *testing.T) {
 	f, addr := tcpSocket(t)
 	const period = 400 * time.Millisecond // health is checked every period/4
@@ -103,20 +106,33 @@ func TestWedgedWorkerStopsWatchdog(t *testing.T) {
 	w.rec.waitCount(t, "READY=1", 1, 10*time.Second)
 	w.rec.waitCount(t, "WATCHDOG=1", 3, 10*time.Second)
 
+	// One keep-alive connection, accepted before the wedge, carries every
+	// request: the wedged worker accepts no new one.
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + addr + "/wedge")
-	if err != nil {
-		t.Fatal(err)
+	defer c.CloseIdleConnections()
+	for _, path := range []string{"/healthz", "/wedge"} {
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
-	resp.Body.Close()
+	w.waitLog(t, "stopped accepting new connections", 10*time.Second)
+	w.rec.waitPrefix(t, "STATUS=ready: ", "not accepting new connections: canary stuck for", 10*time.Second)
 	time.Sleep(period) // a canary already past the mutex may still ping once
 	before := w.rec.count("WATCHDOG=1")
 	time.Sleep(3 * period)
 	if after := w.rec.count("WATCHDOG=1"); after != before {
 		t.Fatalf("wedged worker pinged the watchdog %d more times", after-before)
 	}
-	resp, body := get(t, "http://"+addr+"/healthz")
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "canary") {
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "canary") {
 		t.Fatalf("GET /healthz on a wedged worker: %s %q", resp.Status, body)
 	}
 }

@@ -46,6 +46,8 @@ type config struct {
 	reload         func(context.Context) error
 	checks         []namedCheck
 	canaryPath     string
+	canaryInterval *time.Duration // nil: $CANARY_INTERVAL, else DefaultCanaryInterval
+	canaryStuck    time.Duration
 	healthPath     string
 	readyPath      string
 	drainTimeout   time.Duration
@@ -63,6 +65,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		canaryPath:     "/healthz",
+		canaryStuck:    defaultCanaryStuck,
 		healthPath:     "/healthz",
 		readyPath:      "/readyz",
 		statusInterval: DefaultStatusInterval,
@@ -122,9 +125,13 @@ func WithReload(fn func(context.Context) error) Option {
 	return func(c *config) error { c.reload = fn; return nil }
 }
 
-// WithHealthCheck adds a named check to the instance's health. Checks run
-// every health interval; while one fails, the health endpoint answers 503
-// and the watchdog is not kept alive.
+// WithHealthCheck adds a named check of a dependency to the instance's
+// readiness. Checks run in the background every health interval; while one
+// fails, the readiness endpoint answers 503 and STATUS= says why. A failing
+// check affects readiness only: the instance keeps accepting, its liveness
+// endpoint keeps answering 200 and the watchdog keeps being pinged, both
+// of which follow the canary alone, so that a dependency every instance
+// shares cannot make systemd kill them all or stop them all accepting.
 func WithHealthCheck(name string, check HealthCheck) Option {
 	return func(c *config) error {
 		if name == "" || check == nil {
@@ -136,15 +143,33 @@ func WithHealthCheck(name string, check HealthCheck) Option {
 }
 
 // WithCanaryPath sets the path of the canary request that proves, every
-// health interval, that the handler still answers (default "/healthz").
+// canary interval, that the handler still answers (default "/healthz").
 // The canary passes through the whole handler given to Serve; any answer
-// below 500 counts as alive.
+// below 500 counts as alive. Keep the path cheap and free of calls to
+// dependencies (WithHealthCheck is for those): a canary without an answer
+// for 100ms while no other request completes stops the instance accepting
+// until it answers, and one without an answer for a health interval stops
+// the watchdog pings.
 func WithCanaryPath(path string) Option {
 	return func(c *config) error {
 		if len(path) == 0 || path[0] != '/' {
 			return fmt.Errorf("canary path %q must start with /", path)
 		}
 		c.canaryPath = path
+		return nil
+	}
+}
+
+// WithCanaryInterval sets how often the canary request is sent, which
+// bounds how soon a wedged handler is noticed, overriding $CANARY_INTERVAL
+// and DefaultCanaryInterval. 0 sends it once per health interval only; a
+// health interval shorter than d wins.
+func WithCanaryInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if err := validCanaryInterval(d); err != nil {
+			return fmt.Errorf("canary interval %s: %w", d, err)
+		}
+		c.canaryInterval = &d
 		return nil
 	}
 }

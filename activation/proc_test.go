@@ -156,6 +156,19 @@ func (r *recorder) waitCount(t *testing.T, line string, n int, timeout time.Dura
 	}
 }
 
+// waitPrefix waits until an assignment starting with prefix and containing
+// part was received.
+func (r *recorder) waitPrefix(t *testing.T, prefix, part string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !slices.ContainsFunc(r.lines(), func(l string) bool { return strings.HasPrefix(l, prefix) && strings.Contains(l, part) }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %q… containing %q; got %q", timeout, prefix, part, r.lines())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // worker is one running worker process.
 type worker struct {
 	cmd    *exec.Cmd

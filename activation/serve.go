@@ -65,8 +65,9 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	}
 	srv := i.newServer(h)
 	canaryLn := newCanaryListener()
-	i.canary = newCanary(canaryLn, i.cfg.canaryPath)
 	go func() { _ = srv.Serve(canaryLn) }()
+	lns, gate := i.gateListeners(lns)
+	i.watch.start(newCanary(canaryLn, i.cfg.canaryPath), gate)
 	serveErr := make(chan error, len(lns))
 	served := make(chan struct{}, len(lns))
 	for _, ln := range lns {
@@ -75,9 +76,11 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 			served <- struct{}{}
 		}()
 	}
-	i.health.set(i.checkHealth(i.healthInterval()))
+	i.setLiveness(i.watch.waitFirst(i.healthInterval()))
+	i.setReadiness(i.runChecks(i.healthInterval()))
 	i.setState(stateReady)
 	i.log.Info("ready", "addresses", addrs(lns), "accept", acceptMode(lns), "watchdog", i.watchdog,
+		"canary_interval", i.watch.every, "gated_listeners", gate.gated(),
 		"drain_timeout", i.cfg.drainTimeout, "keepalive_requests", i.cfg.keepAlive.requests, "keepalive_time", i.cfg.keepAlive.age,
 		"memory_limit", *i.cfg.memoryLimit)
 	i.logErr("notify ready", i.notify.Ready(i.statusLine()))
@@ -202,25 +205,31 @@ func (i *Instance) run(ctx context.Context, sigs <-chan os.Signal, serveErr <-ch
 		case <-healthTick.C:
 			i.healthRound()
 		case <-statusTick.C:
-			i.logErr("notify status", i.notify.Status(i.statusLine()))
+			i.sendStatus()
 		}
 	}
 }
 
-// healthRound checks health and pings the watchdog only if it passed.
-func (i *Instance) healthRound() {
-	err := i.checkHealth(i.healthInterval())
-	ok, _, _ := i.health.get()
-	i.health.set(err)
-	switch {
-	case err != nil && ok:
-		i.log.Error("health check failing; not pinging the watchdog", "error", err)
-	case err == nil && !ok:
-		i.log.Info("health check passing again")
+// canaryEvery is how often the canary is sent: the canary interval, or
+// the health interval when that is shorter or the canary interval is 0.
+func (i *Instance) canaryEvery() time.Duration {
+	d, health := *i.cfg.canaryInterval, i.healthInterval()
+	if d == 0 || d > health {
+		d = health
 	}
+	return d
+}
+
+// healthRound pings the watchdog if the canary answers, and starts a round
+// of the named checks, which decide readiness only.
+func (i *Instance) healthRound() {
+	timeout := i.healthInterval()
+	err := i.watch.liveness(timeout)
+	i.setLiveness(err)
 	if err == nil && i.watchdog > 0 {
 		i.logErr("notify watchdog", i.notify.Watchdog())
 	}
+	i.startChecks(timeout)
 }
 
 func (i *Instance) reload(ctx context.Context) {
@@ -245,13 +254,24 @@ func (i *Instance) reload(ctx context.Context) {
 func (i *Instance) statusLine() string {
 	s := i.Stats()
 	line := fmt.Sprintf("%s: %d requests served, %d in flight", s.State, s.Served, s.InFlight)
-	if ok, _, failure := i.health.get(); !ok && failure != "" {
+	if i.watch.stuckFor() > 0 {
+		line += "; " + i.pauseNote()
+	}
+	if ok, _, failure := i.live.get(); !ok && failure != "" {
 		line += "; unhealthy: " + failure
+	}
+	if ok, _, failure := i.ready.get(); !ok && failure != "" {
+		line += "; not ready: " + failure
 	}
 	if note := i.mem.statusNote(); note != "" {
 		line += "; " + note
 	}
 	return line
+}
+
+// sendStatus sends the current STATUS= line.
+func (i *Instance) sendStatus() {
+	i.logErr("notify status", i.notify.Status(i.statusLine()))
 }
 
 func (i *Instance) logErr(what string, err error) {
@@ -275,10 +295,10 @@ func closeAll(lns []net.Listener) {
 }
 
 // acceptMode names how lns accept: AcceptExclusive when every one of them
-// is an exclusiveListener, AcceptShared otherwise.
+// is an exclusiveListener (gated or not), AcceptShared otherwise.
 func acceptMode(lns []net.Listener) string {
 	for _, ln := range lns {
-		if _, ok := ln.(*exclusiveListener); !ok {
+		if _, ok := ungated(ln).(*exclusiveListener); !ok {
 			return AcceptShared
 		}
 	}

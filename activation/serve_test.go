@@ -83,6 +83,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{activation.WithDrainTimeout(0), "drain timeout"},
 		{activation.WithStatusInterval(time.Millisecond), "status interval"},
 		{activation.WithHealthInterval(0), "health interval"},
+		{activation.WithCanaryInterval(time.Millisecond), "canary interval"},
 		{activation.WithListeners(), "at least one"},
 		{activation.WithHealthCheck("", nil), "name"},
 		{activation.WithKeepAliveLimits(-1, 0), "keep-alive"},
@@ -94,9 +95,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// A failing health check turns /healthz and /readyz to 503 and back to 200
-// once it passes again, also when the handler mounts Healthz at the canary's
-// path itself.
+// A failing health check turns /readyz to 503 and back to 200 once it
+// passes again, while /healthz (liveness, the canary alone) stays 200, also
+// when the handler mounts Healthz at the canary's path itself.
 func TestHealthCheckRecovers(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,9 +138,11 @@ func TestHealthCheckRecovers(t *testing.T) {
 	}
 	waitStatus("/healthz", 200)
 	failing.Store(true)
-	waitStatus("/healthz", 503)
 	waitStatus("/readyz", 503)
+	if resp, body := get(t, url+"/healthz"); resp.StatusCode != 200 {
+		t.Errorf("GET /healthz while a check fails: %s %s, want 200", resp.Status, body)
+	}
 	failing.Store(false)
-	waitStatus("/healthz", 200)
 	waitStatus("/readyz", 200)
+	waitStatus("/healthz", 200)
 }

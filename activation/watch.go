@@ -1,0 +1,205 @@
+package activation
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// DefaultCanaryInterval is how often the canary request goes through the
+// server and the handler; $CANARY_INTERVAL and WithCanaryInterval
+// override it. The health interval, when shorter, wins.
+const DefaultCanaryInterval = 100 * time.Millisecond
+
+// defaultCanaryStuck is how long a canary may be out, while the instance
+// completes no other request, before the serving path counts as stuck and
+// the instance stops accepting. An answered canary takes well under a
+// millisecond on an idle instance.
+const defaultCanaryStuck = 100 * time.Millisecond
+
+// Journal MESSAGE_IDs of the records an instance logs when it stops
+// accepting new connections because its canary is stuck, and when it
+// accepts again: journalctl MESSAGE_ID=… finds them for every instance.
+const (
+	MessageAcceptPaused  = "831198f78f7149138fc1462521969401"
+	MessageAcceptResumed = "316c346b67584e30a555de4a1298870a"
+)
+
+// canaryWatch sends the canary every interval, one at a time, and keeps
+// what the last one found, which the health rounds read.
+//
+// A canary that has been out for stuckAfter while the instance completed
+// no other request means the serving path is stuck: the watch pauses the
+// accept gate, so that the other instances sharing the socket take the new
+// connections, and resumes it as soon as the canary answers. An instance
+// that is only slow (busy with CPU-bound requests, say) still completes
+// requests and keeps accepting. The health failure, which stops the
+// watchdog pings, waits for the full health interval.
+type canaryWatch struct {
+	path       string
+	every      time.Duration
+	stuckAfter time.Duration
+	progress   func() uint64 // requests completed so far, canaries excluded
+	log        *slog.Logger
+	changed    func() // after a pause or a resume: send STATUS=
+
+	// Set by start, read by the watch's goroutine.
+	canary    *canary
+	gate      *acceptGate
+	stop      chan struct{}
+	done      chan struct{}
+	first     chan struct{} // closed once the first canary answered
+	firstOnce sync.Once
+
+	mu       sync.Mutex
+	sent     time.Time // when the canary out now was sent; zero when none is
+	answered time.Time // when the last canary answered
+	last     error     // what the last answer said
+	paused   time.Time // when accepting stopped; zero while accepting
+}
+
+func newCanaryWatch(path string, every, stuckAfter time.Duration, progress func() uint64, log *slog.Logger, changed func()) *canaryWatch {
+	return &canaryWatch{path: path, every: every, stuckAfter: stuckAfter, progress: progress, log: log, changed: changed}
+}
+
+// start sends the first canary at once and then one every interval, until
+// halt.
+func (w *canaryWatch) start(c *canary, g *acceptGate) {
+	w.canary, w.gate = c, g
+	w.stop, w.done, w.first = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go w.run()
+}
+
+// halt stops the watch and waits for its goroutine; accepting stays as it
+// is. A canary still out is left to return (or not) on its own.
+func (w *canaryWatch) halt() {
+	if w.stop == nil {
+		return
+	}
+	close(w.stop)
+	<-w.done
+}
+
+func (w *canaryWatch) run() {
+	defer close(w.done)
+	results := make(chan error, 1) // one canary out at a time: never blocks
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	stuck := time.NewTimer(w.stuckAfter)
+	defer stuck.Stop()
+	out, servedAtSend := false, uint64(0)
+	send := func() {
+		out, servedAtSend = true, w.progress()
+		w.send(results)
+		stuck.Reset(w.stuckAfter)
+	}
+	send()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C:
+			if !out {
+				send()
+			}
+		case err := <-results:
+			out = false
+			stuck.Stop()
+			w.answer(err)
+		case <-stuck.C:
+			if n := w.progress(); n != servedAtSend {
+				servedAtSend = n // slow, not stuck: other requests still complete
+				stuck.Reset(w.stuckAfter)
+				continue
+			}
+			w.pause()
+		}
+	}
+}
+
+// send sends one canary; its result arrives on results.
+func (w *canaryWatch) send(results chan<- error) {
+	w.mu.Lock()
+	w.sent = time.Now()
+	w.mu.Unlock()
+	go func() { results <- w.canary.roundTrip() }()
+}
+
+// answer records a canary's answer and, if accepting was paused, resumes it.
+func (w *canaryWatch) answer(err error) {
+	now := time.Now()
+	w.mu.Lock()
+	took, paused := now.Sub(w.sent), w.paused
+	w.sent, w.answered, w.last, w.paused = time.Time{}, now, err, time.Time{}
+	w.mu.Unlock()
+	w.firstOnce.Do(func() { close(w.first) })
+	if paused.IsZero() {
+		return
+	}
+	if err := w.gate.resume(); err != nil {
+		w.log.Error("canary answered again; accepting again failed", "error", err)
+	}
+	w.log.Info("canary answered again; accepting new connections", "canary_took", took,
+		"paused", now.Sub(paused), "message_id", MessageAcceptResumed)
+	w.changed()
+}
+
+// pause stops accepting, the canary being stuck.
+func (w *canaryWatch) pause() {
+	w.mu.Lock()
+	out := time.Since(w.sent)
+	if w.gate.gated() > 0 {
+		w.paused = time.Now()
+	}
+	w.mu.Unlock()
+	if w.gate.gated() == 0 {
+		w.log.Warn("canary stuck; no listener can stop accepting", "canary_out", out)
+		return
+	}
+	if err := w.gate.pause(); err != nil {
+		w.log.Error("canary stuck; stopping accepting failed", "canary_out", out, "error", err)
+	}
+	w.log.Warn("canary stuck; stopped accepting new connections", "canary_out", out, "message_id", MessageAcceptPaused)
+	w.changed()
+}
+
+// waitFirst waits up to timeout for the first canary's answer and returns
+// liveness.
+func (w *canaryWatch) waitFirst(timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.first:
+	case <-t.C:
+	}
+	return w.liveness(timeout)
+}
+
+// liveness is what the canary says about the serving path: an error when
+// the canary out now has been out for longer than timeout, before the
+// first answer, or when the last answer was a failure.
+func (w *canaryWatch) liveness(timeout time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sent.IsZero() {
+		if out := time.Since(w.sent); out > timeout {
+			return fmt.Errorf("canary GET %s: no answer for %s", w.path, out.Round(time.Millisecond))
+		}
+	}
+	if w.answered.IsZero() {
+		return fmt.Errorf("canary GET %s: no answer yet", w.path)
+	}
+	return w.last
+}
+
+// stuckFor is, while accepting is paused, how long the canary has been
+// out; 0 while accepting.
+func (w *canaryWatch) stuckFor() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.paused.IsZero() {
+		return 0
+	}
+	return time.Since(w.sent)
+}
