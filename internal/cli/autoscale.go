@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,11 +55,14 @@ decision.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
+				if set := ownFlagsSet(cmd); len(set) > 0 {
+					return usageError(fmt.Errorf("autoscale without MIN-MAX shows the setting and takes no options, got %s: give MIN-MAX with them, e.g. appctl autoscale 1-4 --cpu 50", strings.Join(set, " ")))
+				}
 				return o.withHerd(cmd, func(h *herd.Herd) error { return o.showAutoscale(cmd, h) })
 			}
 			if args[0] == autoscale.Off {
-				if cmd.Flags().NFlag() > 0 {
-					return usageError(fmt.Errorf("autoscale off takes no options"))
+				if set := ownFlagsSet(cmd); len(set) > 0 {
+					return usageError(fmt.Errorf("autoscale off takes no options, got %s", strings.Join(set, " ")))
 				}
 				return o.withHerd(cmd, func(h *herd.Herd) error {
 					if err := h.StartAutoscaler(cmd.Context(), autoscale.Off); err != nil {
@@ -81,9 +85,9 @@ decision.`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&cpu, "cpu", autoscale.DefaultCPU, "target CPU use per instance, percent of one CPU (1-100)")
+	cmd.Flags().Var(decimalFlag(&cpu, autoscale.DefaultCPU), "cpu", "target CPU use per instance, percent of one CPU (1-100)")
 	cmd.Flags().DurationVar(&window, "window", autoscale.DefaultWindow, "how long fewer instances must have sufficed before the herd shrinks")
-	cmd.Flags().IntVar(&queue, "queue", 0, "also grow when more than this many connections per instance wait in the socket's queue (0: off)")
+	cmd.Flags().Var(decimalFlag(&queue, 0), "queue", "also grow when more than this many connections per instance wait in the socket's queue (0: off)")
 	return cmd
 }
 

@@ -60,7 +60,7 @@ func (b *backoffRun) herd() (*herd.Herd, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.h, err = herd.Connect(b.cmd.Context(), app)
+	b.h, err = b.o.sys.connect(b.cmd.Context(), app)
 	return b.h, err
 }
 

@@ -123,7 +123,7 @@ func (o *options) planImport(ctx context.Context, file string, f importFlags) (*
 	if err != nil {
 		return nil, usageError(fmt.Errorf("%s: %w", file, err))
 	}
-	data, format, err := readEcosystem(ctx, abs)
+	data, format, err := o.readEcosystem(ctx, abs)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func (o *options) planImport(ctx context.Context, file string, f importFlags) (*
 	}
 	plan, err := ecosystem.Build(parsed, app, ecosystem.Options{
 		Service: o.app, Source: abs, Env: f.env, Writable: f.writable,
-		CPUs: runtime.NumCPU(), FS: os.DirFS("/"), LookPath: exec.LookPath,
+		CPUs: runtime.NumCPU(), FS: os.DirFS("/"), LookPath: o.sys.lookPath,
 	})
 	if err != nil {
 		return nil, usageError(fmt.Errorf("%s, app %s: %w", file, app.Name, err))
@@ -172,7 +172,7 @@ Promise.resolve(exported).then((v) => {
 
 // readEcosystem returns the file's data: JSON printed by node for
 // JavaScript, the file itself for JSON and YAML.
-func readEcosystem(ctx context.Context, path string) ([]byte, ecosystem.Format, error) {
+func (o *options) readEcosystem(ctx context.Context, path string) ([]byte, ecosystem.Format, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -184,7 +184,7 @@ func readEcosystem(ctx context.Context, path string) ([]byte, ecosystem.Format, 
 	}
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".js", ".cjs", ".mjs":
-		data, err := evalJS(ctx, path)
+		data, err := o.evalJS(ctx, path)
 		return data, ecosystem.JSON, err
 	case ".json", ".yaml", ".yml":
 		data, err := os.ReadFile(path)
@@ -203,8 +203,8 @@ func readEcosystem(ctx context.Context, path string) ([]byte, ecosystem.Format, 
 // evalJS runs node on the file, from its directory, and returns what it
 // printed. A file that does not evaluate is a usage error with node's
 // message.
-func evalJS(ctx context.Context, path string) ([]byte, error) {
-	node, err := exec.LookPath("node")
+func (o *options) evalJS(ctx context.Context, path string) ([]byte, error) {
+	node, err := o.sys.lookPath("node")
 	if err != nil {
 		return nil, fmt.Errorf("%s is JavaScript and node is not installed to evaluate it: install Node.js, or write the file as JSON or YAML", path)
 	}

@@ -49,6 +49,15 @@ all at the same time, and waits until each is ready again. Connections wait in
 the socket's queue meanwhile; use reload to restart without that pause.`,
 		Example: "  appctl restart\n  appctl restart 2 3",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := herd.NewApp(o.app)
+			if err != nil {
+				return err
+			}
+			for _, ref := range args {
+				if _, err := app.ResolveInstance(ref); err != nil {
+					return err
+				}
+			}
 			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Restart(cmd.Context(), args, o.stdout) })
 		},
 	}

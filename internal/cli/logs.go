@@ -58,11 +58,11 @@ group.`,
 			jo.App, jo.Stderr = app.Name(), o.stderr
 			f, isFile := o.stdout.(*os.File)
 			jo.Color = !jo.JSON && isFile && term.IsTerminal(int(f.Fd()))
-			return journal.Stream(cmd.Context(), o.stdout, jo)
+			return o.sys.stream(cmd.Context(), o.stdout, jo)
 		},
 	}
 	cmd.Flags().BoolVarP(&jo.Follow, "follow", "f", false, "keep showing new records")
-	cmd.Flags().IntVarP(&jo.Lines, "lines", "n", 50, "show this many of the latest records first")
+	cmd.Flags().VarP(decimalFlag(&jo.Lines, 50), "lines", "n", "show this many of the latest records first")
 	cmd.Flags().StringVarP(&instance, "instance", "i", "", "only this instance (e.g. 3), without the socket's records")
 	cmd.Flags().StringVar(&jo.Since, "since", "", "only records since this time (as journalctl --since)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/unitkit/unitkit/internal/herd"
+	"github.com/unitkit/unitkit/internal/journal"
 )
 
 // Exit codes.
@@ -39,17 +41,40 @@ const defaultLimit = 64
 // env is how the CLI reads its environment (os.LookupEnv outside tests).
 type env func(string) (string, bool)
 
-// options are the flags every command shares.
+// system is what appctl reaches beyond its own process: systemd over
+// D-Bus, the journal, and the programs in $PATH (node, for import). Every
+// command checks its whole command line before it reaches any of them, so
+// that a usage error changes nothing; the tests replace them to hold the
+// commands to that.
+type system struct {
+	connect  func(context.Context, herd.App) (*herd.Herd, error)     // herd.Connect
+	stream   func(context.Context, io.Writer, journal.Options) error // journal.Stream
+	lookPath func(string) (string, error)                            // exec.LookPath
+}
+
+// hostSystem is the machine appctl runs on.
+func hostSystem() system {
+	return system{connect: herd.Connect, stream: journal.Stream, lookPath: exec.LookPath}
+}
+
+// options are the flags every command shares, and what the commands
+// reach.
 type options struct {
 	app    string
 	stdout io.Writer
 	stderr io.Writer
 	env    env
+	sys    system
 }
 
 // Main runs appctl with args and returns its exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot(stdout, stderr, os.LookupEnv)
+	return execute(ctx, NewRoot(stdout, stderr, os.LookupEnv), args, stderr)
+}
+
+// execute runs the command tree root with args and turns its outcome into
+// the exit status, with the message and hint on stderr.
+func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
 	root.SetArgs(quoteNegativeCounts(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -70,7 +95,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // NewRoot builds the command tree. Documentation and completions are
 // generated from it.
 func NewRoot(stdout, stderr io.Writer, lookup env) *cobra.Command {
-	o := &options{stdout: stdout, stderr: stderr, env: lookup}
+	return newRoot(&options{stdout: stdout, stderr: stderr, env: lookup, sys: hostSystem()})
+}
+
+// newRoot builds the command tree over o.
+func newRoot(o *options) *cobra.Command {
+	stdout, stderr := o.stdout, o.stderr
 	root := &cobra.Command{
 		Use:   commandName(),
 		Short: "Operate a herd of socket-activated instances under systemd",
@@ -130,7 +160,7 @@ func (o *options) connect(ctx context.Context) (*herd.Herd, error) {
 	if err != nil {
 		return nil, err
 	}
-	return herd.Connect(ctx, app)
+	return o.sys.connect(ctx, app)
 }
 
 // withHerd connects to systemd for the chosen service, runs fn, and
@@ -151,8 +181,8 @@ func (o *options) limit() (int, error) {
 		return defaultLimit, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 10000 {
-		return 0, usageError(fmt.Errorf("APPCTL_MAX_INSTANCES=%q: want a whole number from 1 to 10000", v))
+	if err != nil || !isDigits(v) || n < 1 || n > 10000 {
+		return 0, usageError(fmt.Errorf("APPCTL_MAX_INSTANCES=%q: want a whole number from 1 to 10000, in digits only", v))
 	}
 	return n, nil
 }

@@ -36,6 +36,12 @@ the socket keeps listening and its next connection starts NAME@1.`,
 			} else if limit < 1 {
 				return usageError(fmt.Errorf("--limit %d: want at least 1", limit))
 			}
+			if !c.relative {
+				// Known before systemd is asked how many run.
+				if _, err := c.resolve(0, runtime.NumCPU(), limit); err != nil {
+					return usageError(err)
+				}
+			}
 			want := func(running int) (int, error) {
 				n, err := c.resolve(running, runtime.NumCPU(), limit)
 				if err != nil {
@@ -46,7 +52,7 @@ the socket keeps listening and its next connection starts NAME@1.`,
 			return o.withHerd(cmd, func(h *herd.Herd) error { return o.scale(cmd, h, want) })
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", defaultLimit, "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")
+	cmd.Flags().Var(decimalFlag(&limit, defaultLimit), "limit", "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")
 	return cmd
 }
 

@@ -38,7 +38,7 @@ or Ctrl-C; otherwise it prints a table per refresh.`,
 		},
 	}
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between refreshes")
-	cmd.Flags().IntVarP(&iterations, "iterations", "n", 0, "stop after this many refreshes (0: until quit)")
+	cmd.Flags().VarP(decimalFlag(&iterations, 0), "iterations", "n", "stop after this many refreshes (0: until quit)")
 	return cmd
 }
 
