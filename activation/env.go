@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +38,8 @@ func parseListenAddr(env lookupFunc, def string) (string, error) {
 	return def, nil
 }
 
-// validateAddr checks a host:port listen address with a numeric port.
+// validateAddr checks a host:port listen address: the host empty (every
+// address), an IP address or a host name, the port a number.
 func validateAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -45,19 +48,63 @@ func validateAddr(addr string) error {
 	if strings.ContainsAny(host, " \t\r\n") {
 		return fmt.Errorf("host %q contains white space", host)
 	}
-	if port == "0" {
+	if err := validateHost(host); err != nil {
+		return err
+	}
+	if n, ok := parseDecimal(port, 65535); ok && n == 0 {
 		return nil // an ephemeral port, chosen by the kernel
 	}
 	_, err = parsePort(port)
 	return err
 }
 
+// hostName is a DNS name as a resolver takes it: labels of letters,
+// digits, '-' and '_', separated by dots.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?$`)
+
+// validateHost accepts "", an IP address (an IPv6 one with its zone) or a
+// host name of at most 253 characters.
+func validateHost(host string) error {
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if len(host) <= 253 && hostName.MatchString(host) {
+		return nil
+	}
+	return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+}
+
 func parsePort(s string) (int, error) {
-	p, err := strconv.Atoi(s)
-	if err != nil || p < 1 || p > 65535 || strings.HasPrefix(s, "+") {
+	p, ok := parseDecimal(s, 65535)
+	if !ok || p < 1 {
 		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
 	}
-	return p, nil
+	return int(p), nil
+}
+
+// parseDecimal reads a whole number written in ASCII digits only, with no
+// sign, space or base prefix, from 0 to max.
+func parseDecimal(s string, max int64) (int64, bool) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n <= max
+}
+
+// errNotPID is what a variable that should hold a process ID says.
+var errNotPID = errors.New("is not a process ID")
+
+// parsePID reads a process ID: a positive number in digits.
+func parsePID(s string) (int, error) {
+	n, ok := parseDecimal(s, 1<<31-1)
+	if !ok || n < 1 {
+		return 0, errNotPID
+	}
+	return int(n), nil
 }
 
 // parseDrainTimeout reads $DRAIN_TIMEOUT, a Go duration such as "30s".
@@ -67,7 +114,7 @@ func parseDrainTimeout(env lookupFunc, def time.Duration) (time.Duration, error)
 		return def, nil
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 || d > maxDrainTimeout {
+	if err != nil || d < time.Millisecond || d > maxDrainTimeout {
 		return 0, fmt.Errorf("DRAIN_TIMEOUT=%q: want a duration from 1ms to %s, e.g. 30s", v, maxDrainTimeout)
 	}
 	return d, nil
@@ -82,16 +129,16 @@ func parseWatchdog(env lookupFunc, pid int) (time.Duration, error) {
 		return 0, nil
 	}
 	if p, ok := env("WATCHDOG_PID"); ok && p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("WATCHDOG_PID=%q is not a process ID", p)
+		n, err := parsePID(p)
+		if err != nil {
+			return 0, fmt.Errorf("WATCHDOG_PID=%q %w", p, err)
 		}
 		if n != pid {
 			return 0, nil
 		}
 	}
-	n, err := strconv.ParseInt(usec, 10, 64)
-	if err != nil || n <= 0 || n > int64(365*24*time.Hour/time.Microsecond) {
+	n, ok := parseDecimal(usec, int64(365*24*time.Hour/time.Microsecond))
+	if !ok || n == 0 {
 		return 0, fmt.Errorf("WATCHDOG_USEC=%q is not a positive number of microseconds", usec)
 	}
 	return time.Duration(n) * time.Microsecond, nil
@@ -139,8 +186,8 @@ const (
 func parseKeepAlive(env lookupFunc, def keepAliveLimits) (keepAliveLimits, error) {
 	k := def
 	if v, ok := env("KEEPALIVE_REQUESTS"); ok && v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || n > maxKeepAliveRequests || strings.HasPrefix(v, "+") {
+		n, ok := parseDecimal(v, maxKeepAliveRequests)
+		if !ok {
 			return k, fmt.Errorf("KEEPALIVE_REQUESTS=%q: want a number of requests from 0 (no bound) to %d, e.g. 1000", v, maxKeepAliveRequests)
 		}
 		k.requests = n
@@ -183,17 +230,18 @@ func parseListenEnv(env lookupFunc, pid int) (listenEnv, error) {
 		return listenEnv{}, nil
 	}
 	pidStr, _ := env("LISTEN_PID")
-	p, err := strconv.Atoi(pidStr)
-	if err != nil || p <= 0 {
-		return listenEnv{}, fmt.Errorf("LISTEN_PID=%q is not a process ID (LISTEN_FDS is set)", pidStr)
+	p, err := parsePID(pidStr)
+	if err != nil {
+		return listenEnv{}, fmt.Errorf("LISTEN_PID=%q %w (LISTEN_FDS is set)", pidStr, err)
 	}
 	if p != pid {
 		return listenEnv{}, nil
 	}
-	n, err := strconv.Atoi(fdsStr)
-	if err != nil || n < 0 || n > 4096 {
+	count, ok := parseDecimal(fdsStr, 4096)
+	if !ok {
 		return listenEnv{}, fmt.Errorf("LISTEN_FDS=%q is not a count of file descriptors", fdsStr)
 	}
+	n := int(count)
 	names := make([]string, n)
 	if v, ok := env("LISTEN_FDNAMES"); ok && v != "" {
 		got := strings.Split(v, ":")
@@ -208,6 +256,19 @@ func parseListenEnv(env lookupFunc, pid int) (listenEnv, error) {
 		}
 	}
 	return listenEnv{fds: n, names: names}, nil
+}
+
+// lowerASCII lowers the ASCII letters of s and nothing else: a setting
+// such as LOG_LEVEL=WARN is read in any case, but no other letter (İ,
+// which strings.ToLower makes i) becomes one of its words.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // osEnv is the process environment as a lookupFunc.

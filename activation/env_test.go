@@ -36,6 +36,13 @@ func TestParseListenAddr(t *testing.T) {
 		{[]string{"PORT", "+80"}, "", "1 to 65535"},
 		{[]string{"PORT", "80 "}, "", "1 to 65535"},
 		{[]string{"PORT", "eighty"}, "", "1 to 65535"},
+		// Found by FuzzListenAddr: accepted, then failing to listen
+		// without naming the variable, or refused though valid.
+		{[]string{"LISTEN_ADDR", "a\x00b:80"}, "", "neither an IP address nor a host name"},
+		{[]string{"LISTEN_ADDR", "a/b:80"}, "", "LISTEN_ADDR"},
+		{[]string{"LISTEN_ADDR", "[fe80::1%eth0]:80"}, "[fe80::1%eth0]:80", ""},
+		{[]string{"LISTEN_ADDR", "host_1.example.:80"}, "host_1.example.:80", ""},
+		{[]string{"LISTEN_ADDR", "localhost:00"}, "localhost:00", ""},
 	} {
 		got, err := parseListenAddr(envOf(tc.env...), DefaultAddr)
 		if !errMatches(err, tc.wantErr) || got != tc.want {
@@ -55,6 +62,8 @@ func TestParseDrainTimeout(t *testing.T) {
 		{"1m30s", 90 * time.Second, false},
 		{"1h", time.Hour, false},
 		{"0s", 0, true},
+		{"1ms", time.Millisecond, false},
+		{"500us", 0, true}, // below the 1ms the message asks for: found by FuzzDrainTimeout
 		{"-5s", 0, true},
 		{"2h", 0, true},
 		{"30", 0, true},
@@ -83,6 +92,7 @@ func TestParseKeepAlive(t *testing.T) {
 		{[]string{"KEEPALIVE_TIME", "90s"}, keepAliveLimits{DefaultKeepAliveRequests, 90 * time.Second}, ""},
 		{[]string{"KEEPALIVE_REQUESTS", "-1"}, def, "KEEPALIVE_REQUESTS"},
 		{[]string{"KEEPALIVE_REQUESTS", "+5"}, def, "KEEPALIVE_REQUESTS"},
+		{[]string{"KEEPALIVE_REQUESTS", "-0"}, def, "KEEPALIVE_REQUESTS"},
 		{[]string{"KEEPALIVE_REQUESTS", "lots"}, def, "KEEPALIVE_REQUESTS"},
 		{[]string{"KEEPALIVE_REQUESTS", "2000000000"}, def, "KEEPALIVE_REQUESTS"},
 		{[]string{"KEEPALIVE_TIME", "60"}, def, "KEEPALIVE_TIME"},
@@ -150,6 +160,9 @@ func TestParseWatchdog(t *testing.T) {
 		{[]string{"WATCHDOG_USEC", "1s"}, 0, true},
 		{[]string{"WATCHDOG_USEC", "99999999999999999999"}, 0, true},
 		{[]string{"WATCHDOG_USEC", "1000", "WATCHDOG_PID", "x"}, 0, true},
+		// A sign was read as if absent: found by FuzzWatchdog.
+		{[]string{"WATCHDOG_USEC", "+5"}, 0, true},
+		{[]string{"WATCHDOG_USEC", "500000", "WATCHDOG_PID", "+42"}, 0, true},
 	} {
 		got, err := parseWatchdog(envOf(tc.env...), 42)
 		if (err != nil) != tc.wantErr || got != tc.want {
@@ -174,6 +187,10 @@ func TestParseListenEnv(t *testing.T) {
 		{[]string{"LISTEN_FDS", "x", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
 		{[]string{"LISTEN_FDS", "-2", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
 		{[]string{"LISTEN_FDS", "2", "LISTEN_PID", "42", "LISTEN_FDNAMES", "a"}, 0, nil, "names 1 sockets"},
+		// A sign was read as if absent: found by FuzzListenEnv.
+		{[]string{"LISTEN_FDS", "+1", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
+		{[]string{"LISTEN_FDS", "-0", "LISTEN_PID", "42"}, 0, nil, "LISTEN_FDS"},
+		{[]string{"LISTEN_FDS", "1", "LISTEN_PID", "+42"}, 0, nil, "LISTEN_PID"},
 	} {
 		got, err := parseListenEnv(envOf(tc.env...), 42)
 		if !errMatches(err, tc.wantErr) || got.fds != tc.wantFDs || strings.Join(got.names, ",") != strings.Join(tc.wantNames, ",") {
@@ -192,6 +209,7 @@ func TestLoggerSettings(t *testing.T) {
 		{[]string{"LOG_LEVEL", "WARN"}, ""},
 		{[]string{"LOG_LEVEL", "verbose"}, "LOG_LEVEL"},
 		{[]string{"LOG_FORMAT", "logfmt"}, "LOG_FORMAT"},
+		{[]string{"LOG_LEVEL", "İnfo"}, "LOG_LEVEL"}, // strings.ToLower made it info: found by FuzzLogSettings
 	} {
 		var sb strings.Builder
 		_, err := newLogger(envOf(tc.env...), &sb)
@@ -213,6 +231,7 @@ func TestInstanceName(t *testing.T) {
 		{"a b", "", true},
 		{"tab\t", "", true},
 		{strings.Repeat("x", 65), "", true},
+		{"\xff", "", true}, // not UTF-8, and read as U+FFFD: found by FuzzInstanceName
 	} {
 		got, err := instanceName(envOf("INSTANCE", tc.v), 42)
 		if (err != nil) != tc.wantErr || !strings.HasSuffix(got, tc.want) {
@@ -241,52 +260,6 @@ func FuzzJournalField(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key string) {
 		if got := journalField(key); !journalFieldRE.MatchString(got) {
 			t.Fatalf("journalField(%q) = %q, not a valid journal field", key, got)
-		}
-	})
-}
-
-func FuzzParseListenEnv(f *testing.F) {
-	f.Add("1", "42", "app.socket")
-	f.Add("2", "42", "a:b")
-	f.Add("x", "", "")
-	f.Fuzz(func(t *testing.T, fds, pid, names string) {
-		le, err := parseListenEnv(envOf("LISTEN_FDS", fds, "LISTEN_PID", pid, "LISTEN_FDNAMES", names), 42)
-		if err != nil {
-			return
-		}
-		if le.fds < 0 || le.fds > 4096 || len(le.names) != le.fds {
-			t.Fatalf("accepted %q %q %q as %+v", fds, pid, names, le)
-		}
-		for _, n := range le.names {
-			if n == "" || strings.Contains(n, ":") {
-				t.Fatalf("bad name %q from %q", n, names)
-			}
-		}
-	})
-}
-
-func FuzzListenAddr(f *testing.F) {
-	f.Add("127.0.0.1:8080", "80")
-	f.Add("", "8080")
-	f.Add("[::]:0", "")
-	f.Fuzz(func(t *testing.T, addr, port string) {
-		got, err := parseListenAddr(envOf("LISTEN_ADDR", addr, "PORT", port), DefaultAddr)
-		if err != nil {
-			return
-		}
-		if validateAddr(got) != nil {
-			t.Fatalf("accepted %q/%q as invalid address %q", addr, port, got)
-		}
-	})
-}
-
-func FuzzDrainTimeout(f *testing.F) {
-	f.Add("30s")
-	f.Add("-1h")
-	f.Fuzz(func(t *testing.T, v string) {
-		d, err := parseDrainTimeout(envOf("DRAIN_TIMEOUT", v), DefaultDrainTimeout)
-		if err == nil && (d <= 0 || d > maxDrainTimeout) {
-			t.Fatalf("accepted DRAIN_TIMEOUT=%q as %s", v, d)
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // state is where an instance is in its life.
@@ -176,8 +177,8 @@ func instanceName(env lookupFunc, pid int) (string, error) {
 			return "", fmt.Errorf("INSTANCE=%q is longer than 64 characters", v)
 		}
 		for _, r := range v {
-			if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-				return "", fmt.Errorf("INSTANCE=%q: want printable characters without spaces", v)
+			if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+				return "", fmt.Errorf("INSTANCE=%q: want printable UTF-8 characters without spaces", v)
 			}
 		}
 		return v, nil

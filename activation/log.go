@@ -52,7 +52,7 @@ func newLogger(env lookupFunc, stderr io.Writer) (*slog.Logger, error) {
 
 func parseLogLevel(env lookupFunc) (slog.Level, error) {
 	v, _ := env("LOG_LEVEL")
-	switch strings.ToLower(v) {
+	switch lowerASCII(v) {
 	case "", "info":
 		return slog.LevelInfo, nil
 	case "debug":

@@ -72,18 +72,6 @@ func TestMemoryLimitEnv(t *testing.T) {
 	}
 }
 
-// FuzzParseSize checks that every accepted size is within the bounds.
-func FuzzParseSize(f *testing.F) {
-	for _, v := range []string{"4M", "1024T", "12Q", "18446744073709551615", "1k"} {
-		f.Add(v)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		if n, err := parseSize(v); err == nil && (n < minMemoryLimit || n > maxMemoryLimit) {
-			t.Fatalf("accepted %q as %d", v, n)
-		}
-	})
-}
-
 // Without $MEMORY_LIMIT the limit is memory.high of the process's cgroup.
 func TestMemoryLimitFromCgroup(t *testing.T) {
 	dir := t.TempDir()
