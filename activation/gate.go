@@ -60,7 +60,8 @@ func interrupterOf(ln net.Listener) interrupter {
 // temporary error and sleep up to a second before accepting again.
 type gatedListener struct {
 	net.Listener
-	intr interrupter
+	intr     interrupter
+	accepted func() // called after each connection accepted
 
 	mu        sync.Mutex
 	paused    bool
@@ -71,10 +72,10 @@ type gatedListener struct {
 	closeOnce sync.Once
 }
 
-func newGatedListener(ln net.Listener, intr interrupter) *gatedListener {
+func newGatedListener(ln net.Listener, intr interrupter, accepted func()) *gatedListener {
 	accepting := make(chan struct{})
 	close(accepting)
-	return &gatedListener{Listener: ln, intr: intr, accepting: accepting, closed: make(chan struct{})}
+	return &gatedListener{Listener: ln, intr: intr, accepted: accepted, accepting: accepting, closed: make(chan struct{})}
 }
 
 // Accept waits until the listener accepts, then returns the inner
@@ -89,6 +90,9 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		l.leave()
 		if err != nil && l.intr.interrupted(err) {
 			continue // paused meanwhile, or paused and resumed: look again
+		}
+		if err == nil {
+			l.accepted()
 		}
 		return c, err
 	}
@@ -186,9 +190,10 @@ type acceptGate struct {
 }
 
 // gateListeners wraps every listener whose Accept can be interrupted in a
-// gatedListener and returns the listeners to serve, in order, with the
-// gate over them. The others are served as they are.
-func (i *Instance) gateListeners(lns []net.Listener) ([]net.Listener, *acceptGate) {
+// gatedListener, which calls accepted after each connection it accepts,
+// and returns the listeners to serve, in order, with the gate over them.
+// The others are served as they are.
+func (i *Instance) gateListeners(lns []net.Listener, accepted func()) ([]net.Listener, *acceptGate) {
 	g := &acceptGate{}
 	out := make([]net.Listener, len(lns))
 	for k, ln := range lns {
@@ -199,7 +204,7 @@ func (i *Instance) gateListeners(lns []net.Listener) ([]net.Listener, *acceptGat
 			out[k] = ln
 			continue
 		}
-		gl := newGatedListener(ln, intr)
+		gl := newGatedListener(ln, intr, accepted)
 		g.lns = append(g.lns, gl)
 		out[k] = gl
 	}

@@ -97,7 +97,7 @@ func TestGatedListener(t *testing.T) {
 			if intr == nil {
 				t.Fatalf("%T cannot be interrupted", inner)
 			}
-			gl := newGatedListener(inner, intr)
+			gl := newGatedListener(inner, intr, func() {})
 			g := &acceptGate{lns: []*gatedListener{gl}}
 			accepted := acceptInBackground(gl)
 			time.Sleep(20 * time.Millisecond) // let Accept wait in the inner listener
@@ -174,7 +174,7 @@ func TestUngatedListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := struct{ net.Listener }{ln} // hides SetDeadline
-	out, g := inst.gateListeners([]net.Listener{plain, ln})
+	out, g := inst.gateListeners([]net.Listener{plain, ln}, func() {})
 	if out[0] != net.Listener(plain) || g.gated() != 1 {
 		t.Fatalf("gated %d listeners, first served as %T", g.gated(), out[0])
 	}
@@ -222,8 +222,14 @@ func TestStuckInstanceStopsAccepting(t *testing.T) {
 			if got := fresh(t, addr); got != "a" {
 				t.Fatalf("with b gone, answered by %q, want a", got)
 			}
-			if ok, _, failure := a.inst.readiness(); !ok {
-				t.Errorf("readiness after resuming: %q", failure)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				ok, _, failure := a.inst.readiness() // as of the next health round
+				if ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not ready 10s after resuming: %q", failure)
+				}
 			}
 			a.wedge()
 			for deadline := time.Now().Add(10 * time.Second); a.inst.watch.stuckFor() == 0; time.Sleep(time.Millisecond) {
@@ -236,6 +242,35 @@ func TestStuckInstanceStopsAccepting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An accepted connection sends a canary when none went out within the
+// canary interval, so a busy instance finds its handler stuck within about
+// two canary intervals even though its health interval is long; once the
+// handler answers, the connection that arrived meanwhile is served.
+func TestAcceptNudgesCanary(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startGateInstance(t, "a", ln, WithHealthInterval(time.Hour))
+	a.wedge()
+	answered := make(chan string, 1)
+	go func() {
+		code, body := probe(t, "http://"+ln.Addr().String()+"/")
+		answered <- strconv.Itoa(code) + " " + body
+	}()
+	a.waitLog(t, "stopped accepting new connections") // only the request's canary can be stuck
+	a.unwedge()
+	select {
+	case got := <-answered:
+		if got != "200 a" {
+			t.Errorf("the request that arrived during the wedge got %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request that arrived during the wedge was not answered once the handler was free")
+	}
+	a.waitLog(t, "canary answered again; accepting new connections")
 }
 
 // A failing named check makes the instance unready and nothing more: it
@@ -308,6 +343,7 @@ func startGateInstance(t *testing.T, name string, ln net.Listener, opts ...Optio
 	g := &gateInstance{name: name, log: &lockedLog{}, notify: newNotifyRecorder(t), done: make(chan error, 1)}
 	opts = append([]Option{WithListeners(ln), WithoutSignals(), WithNotifier(NewNotifierFor(g.notify.path)),
 		WithLogger(slog.New(slog.NewTextHandler(g.log, nil))), WithStatusInterval(100 * time.Millisecond),
+		WithHealthInterval(100 * time.Millisecond), // a canary every 100ms without traffic too
 		WithServer(func(srv *http.Server) {
 			srv.ConnState = func(c net.Conn, s http.ConnState) {
 				if _, canary := c.(*canaryConn); !canary && s == http.StateNew {

@@ -132,7 +132,7 @@ func New(opts ...Option) (*Instance, error) {
 		conns:    newConnTracker(),
 		started:  time.Now(),
 	}
-	i.watch = newCanaryWatch(cfg.canaryPath, i.canaryEvery(), cfg.canaryStuck, i.served.Load, i.log, i.sendStatus)
+	i.watch = newCanaryWatch(cfg.canaryPath, *cfg.canaryInterval, i.healthInterval(), cfg.canaryStuck, i.served.Load, i.log, i.sendStatus)
 	if limit := *cfg.memoryLimit; limit > 0 {
 		i.mem = newMemoryWatch(limit, cfg.memory, i.log)
 	}

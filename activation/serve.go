@@ -66,7 +66,7 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	srv := i.newServer(h)
 	canaryLn := newCanaryListener()
 	go func() { _ = srv.Serve(canaryLn) }()
-	lns, gate := i.gateListeners(lns)
+	lns, gate := i.gateListeners(lns, i.watch.nudge)
 	i.watch.start(newCanary(canaryLn, i.cfg.canaryPath), gate)
 	serveErr := make(chan error, len(lns))
 	served := make(chan struct{}, len(lns))
@@ -80,7 +80,7 @@ func (i *Instance) Serve(ctx context.Context, h http.Handler) error {
 	i.setReadiness(i.runChecks(i.healthInterval()))
 	i.setState(stateReady)
 	i.log.Info("ready", "addresses", addrs(lns), "accept", acceptMode(lns), "watchdog", i.watchdog,
-		"canary_interval", i.watch.every, "gated_listeners", gate.gated(),
+		"canary_interval", i.watch.interval, "gated_listeners", gate.gated(),
 		"drain_timeout", i.cfg.drainTimeout, "keepalive_requests", i.cfg.keepAlive.requests, "keepalive_time", i.cfg.keepAlive.age,
 		"memory_limit", *i.cfg.memoryLimit)
 	i.logErr("notify ready", i.notify.Ready(i.statusLine()))
@@ -208,16 +208,6 @@ func (i *Instance) run(ctx context.Context, sigs <-chan os.Signal, serveErr <-ch
 			i.sendStatus()
 		}
 	}
-}
-
-// canaryEvery is how often the canary is sent: the canary interval, or
-// the health interval when that is shorter or the canary interval is 0.
-func (i *Instance) canaryEvery() time.Duration {
-	d, health := *i.cfg.canaryInterval, i.healthInterval()
-	if d == 0 || d > health {
-		d = health
-	}
-	return d
 }
 
 // healthRound pings the watchdog if the canary answers, and starts a round

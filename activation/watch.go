@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// DefaultCanaryInterval is how often the canary request goes through the
-// server and the handler; $CANARY_INTERVAL and WithCanaryInterval
-// override it. The health interval, when shorter, wins.
+// DefaultCanaryInterval is how often, at most, the canary request goes
+// through the server and the handler while the instance accepts new
+// connections; an idle instance sends it once per health interval only.
+// $CANARY_INTERVAL and WithCanaryInterval override it.
 const DefaultCanaryInterval = 100 * time.Millisecond
 
 // defaultCanaryStuck is how long a canary may be out, while the instance
@@ -26,8 +27,13 @@ const (
 	MessageAcceptResumed = "316c346b67584e30a555de4a1298870a"
 )
 
-// canaryWatch sends the canary every interval, one at a time, and keeps
-// what the last one found, which the health rounds read.
+// canaryWatch sends the canary, one at a time, and keeps what the last one
+// found, which the health rounds read. It sends one every health interval,
+// and more often, at most every interval, while the instance accepts new
+// connections: each accepted connection nudges it. An idle instance thus
+// wakes up no more often than before, and a busy one, awake anyway, proves
+// its serving path every interval (a wake-up of an idle Go process costs
+// far more CPU than the canary itself).
 //
 // A canary that has been out for stuckAfter while the instance completed
 // no other request means the serving path is stuck: the watch pauses the
@@ -38,11 +44,13 @@ const (
 // watchdog pings, waits for the full health interval.
 type canaryWatch struct {
 	path       string
-	every      time.Duration
+	interval   time.Duration // shortest time between canaries; 0: health interval only
+	health     time.Duration // the health interval
 	stuckAfter time.Duration
 	progress   func() uint64 // requests completed so far, canaries excluded
 	log        *slog.Logger
-	changed    func() // after a pause or a resume: send STATUS=
+	changed    func()        // after a pause or a resume: send STATUS=
+	nudges     chan struct{} // a connection was accepted
 
 	// Set by start, read by the watch's goroutine.
 	canary    *canary
@@ -59,12 +67,22 @@ type canaryWatch struct {
 	paused   time.Time // when accepting stopped; zero while accepting
 }
 
-func newCanaryWatch(path string, every, stuckAfter time.Duration, progress func() uint64, log *slog.Logger, changed func()) *canaryWatch {
-	return &canaryWatch{path: path, every: every, stuckAfter: stuckAfter, progress: progress, log: log, changed: changed}
+func newCanaryWatch(path string, interval, health, stuckAfter time.Duration, progress func() uint64, log *slog.Logger, changed func()) *canaryWatch {
+	return &canaryWatch{path: path, interval: interval, health: health, stuckAfter: stuckAfter,
+		progress: progress, log: log, changed: changed, nudges: make(chan struct{}, 1)}
 }
 
-// start sends the first canary at once and then one every interval, until
-// halt.
+// nudge tells the watch that a connection was accepted: a canary goes out
+// if none did within the interval. It never blocks.
+func (w *canaryWatch) nudge() {
+	select {
+	case w.nudges <- struct{}{}:
+	default:
+	}
+}
+
+// start sends the first canary at once and then as the type's
+// documentation says, until halt.
 func (w *canaryWatch) start(c *canary, g *acceptGate) {
 	w.canary, w.gate = c, g
 	w.stop, w.done, w.first = make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -84,13 +102,17 @@ func (w *canaryWatch) halt() {
 func (w *canaryWatch) run() {
 	defer close(w.done)
 	results := make(chan error, 1) // one canary out at a time: never blocks
-	tick := time.NewTicker(w.every)
+	tick := time.NewTicker(w.health)
 	defer tick.Stop()
 	stuck := time.NewTimer(w.stuckAfter)
 	defer stuck.Stop()
-	out, servedAtSend := false, uint64(0)
+	due := time.NewTimer(time.Hour) // a nudged canary waiting for the interval to pass
+	due.Stop()
+	defer due.Stop()
+	out, servedAtSend, sentAt, nudged := false, uint64(0), time.Time{}, false
 	send := func() {
-		out, servedAtSend = true, w.progress()
+		out, servedAtSend, sentAt, nudged = true, w.progress(), time.Now(), false
+		due.Stop()
 		w.send(results)
 		stuck.Reset(w.stuckAfter)
 	}
@@ -100,6 +122,20 @@ func (w *canaryWatch) run() {
 		case <-w.stop:
 			return
 		case <-tick.C:
+			if !out {
+				send()
+			}
+		case <-w.nudges:
+			if out || w.interval == 0 || nudged {
+				continue
+			}
+			if wait := w.interval - time.Since(sentAt); wait > 0 {
+				nudged = true
+				due.Reset(wait)
+				continue
+			}
+			send()
+		case <-due.C:
 			if !out {
 				send()
 			}
