@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/unitkit/unitkit/activation"
@@ -76,14 +77,22 @@ func parseWhole(s string, max int) (int, error) {
 	return n, nil
 }
 
+// hostName is a DNS name as a resolver takes it: labels of letters,
+// digits, '-' and '_', separated by dots.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?$`)
+
 // checkHost accepts an address or host name to listen on: empty for all
-// addresses, else without a port, brackets, slashes or white space.
+// addresses, an IP address (an IPv6 one with its zone, fe80::1%eth0) or a
+// host name, without a port or brackets.
 func checkHost(h string) error {
-	if strings.ContainsAny(h, " \t\r\n[]/") {
-		return errors.New("want an address such as 127.0.0.1 or ::1, or nothing for all addresses")
+	if _, err := netip.ParseAddr(h); h == "" || err == nil {
+		return nil
 	}
-	if net.ParseIP(h) == nil && strings.Contains(h, ":") {
+	if _, _, err := net.SplitHostPort(h); err == nil {
 		return errors.New("want an address without a port, such as 127.0.0.1 or ::1")
+	}
+	if len(h) > 253 || !hostName.MatchString(h) {
+		return errors.New("want an address such as 127.0.0.1 or ::1, a host name, or nothing for all addresses")
 	}
 	return nil
 }

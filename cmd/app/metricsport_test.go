@@ -52,6 +52,13 @@ func TestParseMetricsConfig(t *testing.T) {
 		{"18000", "3", "127.0.0.1:9", "", "METRICS_HOST=\"127.0.0.1:9\": want an address without a port"},
 		{"18000", "3", "[::1]", "", "METRICS_HOST"},
 		{"18000", "3", "a b", "", "METRICS_HOST"},
+		// Found by FuzzMetricsConfig: a zone was refused as a port, and
+		// hosts that cannot be listened on were taken.
+		{"18000", "1", "fe80::1%eth0", "[fe80::1%eth0]:18001", ""},
+		{"18000", "2", "localhost.", "localhost.:18002", ""},
+		{"18000", "2", "a\x00b", "", "METRICS_HOST"},
+		{"18000", "2", "a;b", "", "METRICS_HOST"},
+		{"18000", "2", "héllo", "", "METRICS_HOST"},
 	}
 	for _, tt := range tests {
 		env := map[string]string{"INSTANCE": tt.inst, "METRICS_HOST": tt.host}
