@@ -20,14 +20,22 @@
 //     the response that reaches a bound says "Connection: close", so
 //     long-lived clients reconnect and spread over the instances;
 //   - it runs an optional warm-up hook, then sends READY=1;
-//   - it keeps STATUS= current (requests served, in flight, draining), as
-//     shown by systemctl status;
-//   - it sends WATCHDOG=1 only while the instance is healthy: every health
-//     interval a canary request travels through the real http.Server and
-//     the handler given to Serve over an in-memory connection, and named
-//     health checks run; a wedged handler stops the pings and systemd
-//     replaces the instance;
-//   - it answers /healthz (liveness) and /readyz (readiness) itself;
+//   - it keeps STATUS= current (requests served, in flight, draining, not
+//     accepting, failing checks), as shown by systemctl status;
+//   - it proves its serving path with a canary request that travels
+//     through the real http.Server and the handler given to Serve over an
+//     in-memory connection: every health interval, and as soon as
+//     connections keep arriving while no request has completed for 100ms
+//     ($CANARY_INTERVAL). A canary without an answer for 100ms while the
+//     instance completes no other request stops it accepting at once, so
+//     that the other instances take the new connections, until the canary
+//     answers again (see Wedged handlers below);
+//   - it sends WATCHDOG=1 only while the canary answers: a handler wedged
+//     for a health interval stops the pings and systemd replaces the
+//     instance;
+//   - it answers /healthz (liveness: the canary) and /readyz (readiness:
+//     serving, accepting, the canary and the WithHealthCheck checks of its
+//     dependencies) itself;
 //   - on SIGHUP it runs a reload hook between RELOADING=1 and READY=1;
 //   - on SIGTERM or SIGINT it drains without failing a request: STOPPING=1,
 //     close its own copy of the listener (the other instances keep
@@ -92,11 +100,40 @@
 // and, told to stop, hangs until the next connection arrives.
 // Type=notify makes systemd wait for READY=1. Sockets= hands every instance
 // the one listening socket. INSTANCE names the instance in logs and
-// headers. WatchdogSec= enables the health-gated watchdog. TimeoutStopSec=
+// headers. WatchdogSec= enables the canary-gated watchdog. TimeoutStopSec=
 // should exceed the drain timeout; if it does not, the instance asks for
 // more time with EXTEND_TIMEOUT_USEC=. KillMode=mixed sends SIGTERM to the
 // main process only, so it can drain. StartLimitIntervalSec=0 and PartOf=
 // (not Requires=) keep one instance's failures from closing the socket.
+//
+// # Wedged handlers
+//
+// A deadlocked handler would keep taking its share of the new connections
+// until the watchdog killed the instance, and every one of them would hang
+// until then. So besides the canary of every health interval, each
+// accepted connection looks whether a request completed (or a canary
+// answered) within the canary interval ($CANARY_INTERVAL or
+// WithCanaryInterval, default 100ms; 0 turns this off); if none did, a
+// canary goes out. A busy, healthy instance thus sends no extra canary,
+// and an idle one wakes up no more often than its health interval asks.
+// When a canary has been out for 100ms and no other request completed
+// meanwhile, the instance stops accepting: it logs a warning with
+// MESSAGE_ID=MessageAcceptPaused and how long the canary has been out,
+// STATUS= and /readyz say so, and it no longer calls accept on the shared
+// socket, whose queued connections go to the other instances. When the
+// canary answers, it logs MessageAcceptResumed and accepts again. A wedge
+// therefore costs the requests that reached the instance within about
+// 200ms, not within the watchdog period. An instance that is only busy
+// still completes requests and keeps accepting. Listeners that cannot be
+// paused (one given to WithListeners without SetDeadline) keep accepting,
+// as a debug record says.
+//
+// Named checks (WithHealthCheck) watch dependencies, which every instance
+// usually shares: a failing check makes /readyz answer 503 and STATUS= say
+// why, so that a load balancer can route elsewhere, and nothing more. The
+// instance keeps accepting, /healthz keeps answering 200 and the watchdog
+// keeps being pinged, so that a failing database never makes systemd kill
+// every instance, nor every instance stop accepting.
 //
 // # Memory limit
 //

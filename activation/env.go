@@ -151,8 +151,10 @@ const (
 	canaryIntervalWant = "want 0 (once per health interval) or a duration from 10ms to 1m, e.g. 100ms"
 )
 
-// parseCanaryInterval reads $CANARY_INTERVAL, a Go duration: how often the
-// canary request is sent; 0 sends it once per health interval only.
+// parseCanaryInterval reads $CANARY_INTERVAL, a Go duration: how long an
+// instance accepting connections may go without a sign that its serving
+// path works before it sends a canary; 0 sends it once per health
+// interval only.
 func parseCanaryInterval(env lookupFunc, def time.Duration) (time.Duration, error) {
 	v, ok := env("CANARY_INTERVAL")
 	if !ok || v == "" {

@@ -244,10 +244,11 @@ func TestStuckInstanceStopsAccepting(t *testing.T) {
 	}
 }
 
-// An accepted connection sends a canary when none went out within the
-// canary interval, so a busy instance finds its handler stuck within about
-// two canary intervals even though its health interval is long; once the
-// handler answers, the connection that arrived meanwhile is served.
+// A connection accepted while no request completes sends a canary once
+// the canary interval has passed without a sign of life, so an instance
+// finds its handler stuck within about two canary intervals even though
+// its health interval is long; once the handler answers, the connection
+// that arrived meanwhile is served.
 func TestAcceptNudgesCanary(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

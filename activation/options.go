@@ -142,8 +142,9 @@ func WithHealthCheck(name string, check HealthCheck) Option {
 	}
 }
 
-// WithCanaryPath sets the path of the canary request that proves, every
-// canary interval, that the handler still answers (default "/healthz").
+// WithCanaryPath sets the path of the canary request that proves that
+// the handler still answers (default "/healthz"); see WithCanaryInterval
+// for when it is sent.
 // The canary passes through the whole handler given to Serve; any answer
 // below 500 counts as alive. Keep the path cheap and free of calls to
 // dependencies (WithHealthCheck is for those): a canary without an answer
@@ -160,10 +161,11 @@ func WithCanaryPath(path string) Option {
 	}
 }
 
-// WithCanaryInterval sets how often the canary request is sent, which
-// bounds how soon a wedged handler is noticed, overriding $CANARY_INTERVAL
-// and DefaultCanaryInterval. 0 sends it once per health interval only; a
-// health interval shorter than d wins.
+// WithCanaryInterval sets how long an instance that accepts connections
+// may go without a completed request or an answered canary before it
+// sends a canary, which bounds how soon a wedged handler stops it
+// accepting; it overrides $CANARY_INTERVAL and DefaultCanaryInterval. The
+// canary also goes out every health interval, and 0 sends it then only.
 func WithCanaryInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if err := validCanaryInterval(d); err != nil {

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// DefaultCanaryInterval is how often, at most, the canary request goes
-// through the server and the handler while the instance accepts new
-// connections; an idle instance sends it once per health interval only.
+// DefaultCanaryInterval is how long an instance that accepts new
+// connections may go without a sign that its serving path works (a
+// request completed, or a canary answered) before it sends a canary; an
+// instance that accepts nothing sends one per health interval only.
 // $CANARY_INTERVAL and WithCanaryInterval override it.
 const DefaultCanaryInterval = 100 * time.Millisecond
 
@@ -28,12 +30,15 @@ const (
 )
 
 // canaryWatch sends the canary, one at a time, and keeps what the last one
-// found, which the health rounds read. It sends one every health interval,
-// and more often, at most every interval, while the instance accepts new
-// connections: each accepted connection nudges it. An idle instance thus
-// wakes up no more often than before, and a busy one, awake anyway, proves
-// its serving path every interval (a wake-up of an idle Go process costs
-// far more CPU than the canary itself).
+// found, which the health rounds read. It sends one every health interval.
+// Besides, each accepted connection nudges it: when neither a request
+// completed nor a canary answered within the interval, a canary goes out
+// at once. So an idle instance wakes up no more often than its health
+// interval asks (each wake-up of an idle Go process costs far more CPU
+// than the canary request itself), a busy and healthy one sends no extra
+// canary at all (its completed requests prove the path), and one whose
+// requests stopped completing while connections keep arriving is probed
+// within the interval.
 //
 // A canary that has been out for stuckAfter while the instance completed
 // no other request means the serving path is stuck: the watch pauses the
@@ -44,13 +49,16 @@ const (
 // watchdog pings, waits for the full health interval.
 type canaryWatch struct {
 	path       string
-	interval   time.Duration // shortest time between canaries; 0: health interval only
+	interval   time.Duration // see DefaultCanaryInterval; 0: health interval only
 	health     time.Duration // the health interval
 	stuckAfter time.Duration
 	progress   func() uint64 // requests completed so far, canaries excluded
 	log        *slog.Logger
 	changed    func()        // after a pause or a resume: send STATUS=
-	nudges     chan struct{} // a connection was accepted
+	nudges     chan struct{} // an accepted connection found no recent sign of life
+
+	seen   atomic.Uint64 // progress when last looked at
+	signAt atomic.Int64  // when progress last moved or a canary answered (Unix ns)
 
 	// Set by start, read by the watch's goroutine.
 	canary    *canary
@@ -72,13 +80,29 @@ func newCanaryWatch(path string, interval, health, stuckAfter time.Duration, pro
 		progress: progress, log: log, changed: changed, nudges: make(chan struct{}, 1)}
 }
 
-// nudge tells the watch that a connection was accepted: a canary goes out
-// if none did within the interval. It never blocks.
+// nudge tells the watch that a connection was accepted. It is called on
+// the accepting goroutine: it never blocks, and it wakes the watch only
+// when no request completed since it last looked.
 func (w *canaryWatch) nudge() {
+	if w.interval == 0 || w.quietFor() == 0 {
+		return
+	}
 	select {
 	case w.nudges <- struct{}{}:
 	default:
 	}
+}
+
+// quietFor is how long the serving path has shown no sign of life: no
+// request completed and no canary answered.
+func (w *canaryWatch) quietFor() time.Duration {
+	now := time.Now()
+	if n := w.progress(); n != w.seen.Load() {
+		w.seen.Store(n)
+		w.signAt.Store(now.UnixNano())
+		return 0
+	}
+	return now.Sub(time.Unix(0, w.signAt.Load()))
 }
 
 // start sends the first canary at once and then as the type's
@@ -86,6 +110,8 @@ func (w *canaryWatch) nudge() {
 func (w *canaryWatch) start(c *canary, g *acceptGate) {
 	w.canary, w.gate = c, g
 	w.stop, w.done, w.first = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	w.seen.Store(w.progress())
+	w.signAt.Store(time.Now().UnixNano())
 	go w.run()
 }
 
@@ -106,13 +132,12 @@ func (w *canaryWatch) run() {
 	defer tick.Stop()
 	stuck := time.NewTimer(w.stuckAfter)
 	defer stuck.Stop()
-	due := time.NewTimer(time.Hour) // a nudged canary waiting for the interval to pass
+	due := time.NewTimer(w.interval) // a nudge waiting for the interval to pass
 	due.Stop()
 	defer due.Stop()
-	out, servedAtSend, sentAt, nudged := false, uint64(0), time.Time{}, false
+	out, servedAtSend, waiting := false, uint64(0), false
 	send := func() {
-		out, servedAtSend, sentAt, nudged = true, w.progress(), time.Now(), false
-		due.Stop()
+		out, servedAtSend = true, w.progress()
 		w.send(results)
 		stuck.Reset(w.stuckAfter)
 	}
@@ -126,17 +151,18 @@ func (w *canaryWatch) run() {
 				send()
 			}
 		case <-w.nudges:
-			if out || w.interval == 0 || nudged {
+			if out || waiting {
 				continue
 			}
-			if wait := w.interval - time.Since(sentAt); wait > 0 {
-				nudged = true
-				due.Reset(wait)
+			if quiet := w.quietFor(); quiet < w.interval {
+				waiting = true
+				due.Reset(w.interval - quiet)
 				continue
 			}
 			send()
 		case <-due.C:
-			if !out {
+			waiting = false
+			if !out && w.quietFor() >= w.interval {
 				send()
 			}
 		case err := <-results:
@@ -169,6 +195,7 @@ func (w *canaryWatch) answer(err error) {
 	took, paused := now.Sub(w.sent), w.paused
 	w.sent, w.answered, w.last, w.paused = time.Time{}, now, err, time.Time{}
 	w.mu.Unlock()
+	w.signAt.Store(now.UnixNano())
 	w.firstOnce.Do(func() { close(w.first) })
 	if paused.IsZero() {
 		return

@@ -24,7 +24,8 @@ const (
 	faultFailStart fault = "fail-start"
 	// faultWedge enables POST /debug/wedge, which blocks the whole serving
 	// path of the instance that receives it, as a deadlock would; the
-	// watchdog then replaces the instance.
+	// instance stops accepting new connections once its canary is stuck,
+	// and the watchdog then replaces it.
 	faultWedge fault = "wedge"
 	// faultGrow enables POST /debug/grow?mb=N, which makes the instance
 	// that receives it keep N MiB more resident, as a leak would; with a
