@@ -66,6 +66,9 @@ func (b *builder) command() error {
 		if strings.ContainsRune(a, 0) {
 			return inputErr("args", "contains a NUL character, which no command line can hold")
 		}
+		if len(a) > maxArg {
+			return inputErr("args", "an argument of %d bytes, and the kernel passes at most %d to a process: shorten it", len(a), maxArg)
+		}
 	}
 	b.p.Node = interp != "" && isNode(interp)
 	b.progs = []string{script}

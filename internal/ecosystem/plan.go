@@ -155,8 +155,8 @@ func (b *builder) workingDirectory() error {
 		}
 		b.cwd = path.Clean(c)
 	}
-	if !plainPath(b.cwd) {
-		return inputErr("cwd", "%q contains control characters", b.cwd)
+	if err := workingDirectory(b.cwd); err != nil {
+		return inputErr("cwd", "%v", err)
 	}
 	if err := b.isDir("cwd", b.cwd); err != nil {
 		return err
@@ -220,6 +220,13 @@ func (b *builder) files() error {
 				socket = append(socket, s)
 			} else {
 				service = append(service, s)
+			}
+		}
+	}
+	for _, s := range slices.Concat(service, socket) {
+		for _, l := range s.Lines {
+			if len(l) >= maxLine {
+				return inputErr(s.Field, "the line for it would be %d bytes, and systemd reads at most %d: shorten the value", len(l), maxLine-1)
 			}
 		}
 	}

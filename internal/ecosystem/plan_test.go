@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // The Express example's ecosystem file, as contrib/express has it.
@@ -220,6 +221,15 @@ func TestInstances(t *testing.T) {
 	}
 }
 
+// withDir adds a directory others may read to the machine.
+func withDir(name string) func(*Options) {
+	return func(o *Options) {
+		fs := machine()
+		fs[name] = &fstest.MapFile{Mode: fs["srv/app"].Mode}
+		o.FS = fs
+	}
+}
+
 func TestBuildRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, data string
@@ -280,6 +290,15 @@ func TestBuildRejects(t *testing.T) {
 		{"--writable missing", `{"script": "server.js"}`, func(o *Options) { o.Writable = []string{"cache"} }, "--writable", "mkdir -p /srv/app/cache"},
 		{"--writable a file", `{"script": "server.js"}`, func(o *Options) { o.Writable = []string{"README"} }, "--writable", "not a directory"},
 		{"--writable odd name", `{"script": "server.js"}`, func(o *Options) { o.Writable = []string{"a:b"} }, "--writable", "cannot be bound"},
+		// Found by FuzzImportDropIns: systemd would have read these otherwise.
+		{"cwd ending in a backslash", `{"script": "/srv/app/server.js", "cwd": "/srv/app\\"}`, withDir("srv/app\\"), "cwd", "ends with a backslash"},
+		{"cwd ending in a space", `{"script": "/srv/app/server.js", "cwd": "/srv/app "}`, withDir("srv/app "), "cwd", "ends with a space"},
+		{"cwd not UTF-8", `{"script": "server.js"}`, func(o *Options) { o.Source = "/srv/caf\xe9/eco.json" }, "cwd", "not UTF-8"},
+		{"cwd too long", `{"script": "server.js"}`, func(o *Options) { o.Source = "/srv/" + strings.Repeat("x", 256) + "/eco.json" }, "cwd", "longer than systemd takes"},
+		{"--writable with a colon in the service", `{"script": "server.js"}`, func(o *Options) { o.Service, o.Writable = "a:b", []string{"uploads"} }, "--writable", "service name"},
+		{"env value above what the kernel passes", `{"script": "server.js", "env": {"A": "` + strings.Repeat("x", maxArg) + `"}}`, nil, "env.A", "at most 131071"},
+		{"argument above what the kernel passes", `{"script": "server.js", "args": ["` + strings.Repeat("x", maxArg+1) + `"]}`, nil, "args", "at most 131071"},
+		{"line above what systemd reads", `{"script": "server.js", "args": ["` + strings.Repeat(strings.Repeat("x", maxArg)+`", "`, 8) + `"]}`, nil, "script, args", "at most 1048575"},
 		{"hidden path that cannot be bound", `{"script": "server.js"}`, func(o *Options) {
 			fs := machine()
 			fs["home/deploy/my app/server.js"] = fs["home/deploy/app/server.js"]

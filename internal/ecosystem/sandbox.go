@@ -200,6 +200,9 @@ func (b *builder) writable() error {
 		if base := path.Base(dir); base == "log" || base == "logs" {
 			kind, root = "LogsDirectory", "/var/log"
 		}
+		if !safePath(b.o.Service) {
+			return inputErr("--writable", "the service name %q cannot be part of StateDirectory= and BindPaths=, which read a colon as a separator: import under a name of letters, digits, _ . and - (--app)", b.o.Service)
+		}
 		name := b.o.Service + "/" + dir
 		src, dst := path.Join(root, name), path.Join(b.cwd, dir)
 		b.p.Grants = append(b.p.Grants, Setting{

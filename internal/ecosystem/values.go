@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // str reads a field that must be a string.
@@ -222,8 +223,13 @@ func environment(name string, v any) (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.ContainsRune(s, 0) {
+		switch {
+		case strings.ContainsRune(s, 0):
 			return nil, inputErr(field, "contains a NUL character, which no environment can hold")
+		case !utf8.ValidString(s):
+			return nil, inputErr(field, "is not UTF-8 text, and systemd drops such an assignment")
+		case len(k)+1+len(s) > maxArg:
+			return nil, inputErr(field, "%s=value is %d bytes, and the kernel passes at most %d to a process: shorten it", k, len(k)+1+len(s), maxArg)
 		}
 		out[k] = s
 	}
