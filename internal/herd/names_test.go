@@ -91,6 +91,7 @@ func TestPlacement(t *testing.T) {
 		{1, 3, four, "0 1"}, {2, 3, four, "2"}, {3, 3, four, "3"},
 		{1, 2, four, "0 1"}, {2, 2, four, "2 3"},
 		{0, 2, two, ""}, {1, 0, two, ""},
+		{79, 2, []int{0, 1, 4}, ""}, // sliced past the CPUs: found by FuzzPlacement
 	} {
 		if got := cpuString(placement(tc.i, tc.n, tc.cpus)); got != tc.want {
 			t.Errorf("placement(%d, %d, %v) = %q, want %q", tc.i, tc.n, tc.cpus, got, tc.want)

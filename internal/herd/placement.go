@@ -29,9 +29,10 @@ const placementDropIn = "50-placement.conf"
 // many instances as CPUs, one CPU each, in turn; with fewer, a contiguous
 // share of them, so that n instances together use every CPU. Pinned, Go
 // sizes GOMAXPROCS to the share, and the instances stop competing for the
-// same CPUs (see docs/decisions.md for the measurements).
+// same CPUs (see docs/decisions.md for the measurements). It is nil for
+// an i outside 1 … n.
 func placement(i, n int, cpus []int) []int {
-	if n <= 0 || i < 1 || len(cpus) == 0 {
+	if n <= 0 || i < 1 || i > n || len(cpus) == 0 {
 		return nil
 	}
 	if n >= len(cpus) {
@@ -94,9 +95,10 @@ func (h *Herd) place(ctx context.Context, n int, mode string) error {
 // time changes, whatever its content.
 func (h *Herd) writePlacement(i int, share []int) error {
 	dir := filepath.Join(unitDir, h.app.Instance(i)+".d")
-	body := fmt.Sprintf("# Written by appctl scale: instance %d runs on its own share of the CPUs.\n"+
-		"# Set APPCTL_PLACEMENT=none in /etc/default/%s and scale again to let every instance use every CPU.\n"+
-		"[Service]\nCPUAffinity=%s\n", i, h.app.Name(), cpuString(share))
+	body, err := placementText(h.app, i, share)
+	if err != nil {
+		return fmt.Errorf("placement of %s: %w", h.app.Instance(i), err)
+	}
 	path := filepath.Join(dir, placementDropIn)
 	if old, err := os.ReadFile(path); err == nil && string(old) == body {
 		return nil
@@ -108,6 +110,23 @@ func (h *Herd) writePlacement(i int, share []int) error {
 		return fmt.Errorf("placement of %s: %w", h.app.Instance(i), err)
 	}
 	return nil
+}
+
+// placementText is the drop-in that runs instance i of app on the CPUs
+// of share. An empty share is refused: CPUAffinity= with no CPUs would
+// put the instance on every one.
+func placementText(app App, i int, share []int) (string, error) {
+	if len(share) == 0 {
+		return "", fmt.Errorf("no CPU for instance %d", i)
+	}
+	for _, c := range share {
+		if c < 0 {
+			return "", fmt.Errorf("CPU %d for instance %d", c, i)
+		}
+	}
+	return fmt.Sprintf("# Written by appctl scale: instance %d runs on its own share of the CPUs.\n"+
+		"# Set APPCTL_PLACEMENT=none in /etc/default/%s and scale again to let every instance use every CPU.\n"+
+		"[Service]\nCPUAffinity=%s\n", i, app.Name(), cpuString(share)), nil
 }
 
 // moveRunning sets the affinity of every thread of the unit's main process,
