@@ -88,6 +88,8 @@ func wholeNumber(s string) (int, error) {
 // accepts, and says what to change.
 func (s Spec) Validate(limit int) error {
 	switch {
+	case s.Min < 0:
+		return fmt.Errorf("MIN is %d: want 0 or more", s.Min)
 	case s.Max < 1:
 		return fmt.Errorf("MAX is %d: want at least 1 (appctl scale 0 stops every instance without autoscaling)", s.Max)
 	case s.Min > s.Max:

@@ -38,6 +38,7 @@ func TestValidateSaysWhatToChange(t *testing.T) {
 		want string
 	}{
 		{Spec{Min: 4, Max: 1, CPU: 70, Window: time.Minute}, "MIN 4 is above MAX 1"},
+		{Spec{Min: -86, Max: 8, CPU: 50, Window: time.Minute}, "MIN is -86"}, // rendered as a setting ParseSpec refuses: found by FuzzSpec
 		{Spec{Min: 0, Max: 0, CPU: 70, Window: time.Minute}, "MAX is 0"},
 		{Spec{Min: 1, Max: 65, CPU: 70, Window: time.Minute}, "exceeds the limit of 64"},
 		{Spec{Min: 1, Max: 4, CPU: 101, Window: time.Minute}, "--cpu 101"},
