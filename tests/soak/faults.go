@@ -58,7 +58,15 @@ func (s *soak) record(start time.Time, f Fault) {
 // chaosLane kills, hangs and wedges running instances.
 func (s *soak) chaosLane(ctx context.Context, r *rand.Rand, deadline time.Time) {
 	for sleep(ctx, between(r, 700*time.Millisecond, 2200*time.Millisecond), deadline) {
-		switch n := r.IntN(7); {
+		n := r.IntN(7)
+		if s.brokenOnDisk() {
+			// Every instance killed now would restart into the broken
+			// release and stay down: a second fault on top of the first
+			// that no herd survives. The package lane rolls forward at
+			// once; chaos resumes then.
+			continue
+		}
+		switch {
 		case n < 3:
 			s.kill(ctx, r)
 		case n < 5:
@@ -93,7 +101,7 @@ func (s *soak) kill(ctx context.Context, r *rand.Rand) {
 		return
 	}
 	start := time.Now()
-	_, err := s.s.Run(ctx, "kill", "-KILL", strconv.Itoa(in.PID))
+	_, err := s.run(ctx, cmdTimeout, "kill", "-KILL", strconv.Itoa(in.PID))
 	s.record(start, Fault{Kind: Kill, Target: in.Unit, PID: in.PID, Err: errText(err)})
 }
 
@@ -106,7 +114,7 @@ func (s *soak) hang(ctx context.Context, r *rand.Rand, deadline time.Time) {
 		return
 	}
 	start := time.Now()
-	_, err := s.s.Run(ctx, "kill", "-STOP", strconv.Itoa(in.PID))
+	_, err := s.run(ctx, cmdTimeout, "kill", "-STOP", strconv.Itoa(in.PID))
 	s.record(start, Fault{Kind: Hang, Target: in.Unit, PID: in.PID, Err: errText(err)})
 	if err != nil {
 		return
@@ -117,7 +125,7 @@ func (s *soak) hang(ctx context.Context, r *rand.Rand, deadline time.Time) {
 		defer s.pending.Done()
 		time.Sleep(d)
 		// The process may be gone (the watchdog killed it): nothing to do.
-		_, _ = s.s.Run(context.WithoutCancel(ctx), "kill", "-CONT", strconv.Itoa(in.PID))
+		_, _ = s.run(context.WithoutCancel(ctx), cmdTimeout, "kill", "-CONT", strconv.Itoa(in.PID))
 	}()
 }
 
@@ -166,7 +174,7 @@ func (s *soak) operatorLane(ctx context.Context, r *rand.Rand, deadline time.Tim
 
 func (s *soak) reload(ctx context.Context) {
 	start := time.Now()
-	out, err := s.s.Run(ctx, "appctl", "reload")
+	out, err := s.run(ctx, opTimeout, "appctl", "reload")
 	s.record(start, Fault{Kind: Reload, Target: "herd", Err: errOut(err, out)})
 }
 
@@ -185,7 +193,7 @@ func (s *soak) scale(ctx context.Context, r *rand.Rand) {
 		kind = ScaleDown
 	}
 	start := time.Now()
-	out, err := s.s.Run(ctx, "appctl", "scale", strconv.Itoa(n))
+	out, err := s.run(ctx, opTimeout, "appctl", "scale", strconv.Itoa(n))
 	if err == nil {
 		s.mu.Lock()
 		s.target = n
@@ -196,7 +204,7 @@ func (s *soak) scale(ctx context.Context, r *rand.Rand) {
 
 func (s *soak) daemonReload(ctx context.Context) {
 	start := time.Now()
-	_, err := s.s.Run(ctx, "systemctl", "daemon-reload")
+	_, err := s.run(ctx, cmdTimeout, "systemctl", "daemon-reload")
 	s.record(start, Fault{Kind: DaemonReload, Target: "systemd", Err: errText(err)})
 }
 
@@ -220,10 +228,10 @@ func (s *soak) crashOn(ctx context.Context, r *rand.Rand) {
 	start := time.Now()
 	err := s.s.WriteFile(crashDropIn(in.Number), []byte("[Service]\nEnvironment=APP_FAULT=fail-start\n"), 0o644)
 	if err == nil {
-		_, err = s.s.Run(ctx, "systemctl", "daemon-reload")
+		_, err = s.run(ctx, cmdTimeout, "systemctl", "daemon-reload")
 	}
 	if err == nil {
-		_, err = s.s.Run(ctx, "systemctl", "restart", "--no-block", in.Unit)
+		_, err = s.run(ctx, cmdTimeout, "systemctl", "restart", "--no-block", in.Unit)
 	}
 	if err == nil {
 		s.mu.Lock()
@@ -243,9 +251,9 @@ func (s *soak) crashOff(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	_, err := s.s.Run(ctx, "rm", "-f", crashDropIn(n))
+	_, err := s.run(ctx, cmdTimeout, "rm", "-f", crashDropIn(n))
 	if err == nil {
-		_, err = s.s.Run(ctx, "systemctl", "daemon-reload")
+		_, err = s.run(ctx, cmdTimeout, "systemctl", "daemon-reload")
 	}
 	if err == nil {
 		s.mu.Lock()
@@ -253,6 +261,14 @@ func (s *soak) crashOff(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.record(start, Fault{Kind: CrashOff, Target: fmt.Sprintf("app@%d.service", n), Err: errText(err)})
+}
+
+// brokenOnDisk reports whether the broken release is being installed or
+// is installed.
+func (s *soak) brokenOnDisk() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.installing == s.cfg.Broken || s.installed == s.cfg.Broken
 }
 
 // packageLane upgrades the package every so often, alternating between
@@ -274,10 +290,16 @@ func (s *soak) packageLane(ctx context.Context, r *rand.Rand, deadline time.Time
 // upgrade installs a release with apt-get, as an operator does; a broken
 // release must fail (its instances never become ready).
 func (s *soak) upgrade(ctx context.Context, kind Kind, deb string) {
+	s.mu.Lock()
+	s.installing = deb
+	s.mu.Unlock()
 	start := time.Now()
-	out, err := s.s.Run(ctx, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+	out, err := s.run(ctx, opTimeout, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
 		"--no-install-recommends", "--allow-downgrades", packagePath(deb))
 	f := Fault{Kind: kind, Target: releaseName(deb), Err: errOut(err, out)}
+	if err != nil {
+		s.logf("%s %s: %v", kind, releaseName(deb), err)
+	}
 	if kind == BrokenUpg {
 		f.Err = ""
 		if err == nil {
@@ -285,7 +307,7 @@ func (s *soak) upgrade(ctx context.Context, kind Kind, deb string) {
 		}
 	}
 	s.mu.Lock()
-	s.installed = deb
+	s.installed, s.installing = deb, ""
 	s.mu.Unlock()
 	s.record(start, f)
 }

@@ -23,7 +23,7 @@ type Instance struct {
 
 // instances lists the loaded app@N.service units.
 func (s *soak) instances(ctx context.Context) ([]Instance, error) {
-	out, err := s.s.Run(ctx, "systemctl", "show", "--no-pager", "-p", "Id", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID", "app@*.service")
+	out, err := s.run(ctx, cmdTimeout, "systemctl", "show", "--no-pager", "-p", "Id", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID", "app@*.service")
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func instanceNumber(unit string) (int, bool) {
 // enabled lists the instances enabled into app.target, which is the count
 // appctl recorded.
 func (s *soak) enabled(ctx context.Context) ([]int, error) {
-	out, err := s.s.Run(ctx, "sh", "-c", "ls -1 /etc/systemd/system/app.target.wants 2>/dev/null || true")
+	out, err := s.run(ctx, cmdTimeout, "sh", "-c", "ls -1 /etc/systemd/system/app.target.wants 2>/dev/null || true")
 	if err != nil {
 		return nil, err
 	}
@@ -106,14 +106,14 @@ func (s *soak) setup(ctx context.Context) error {
 	}
 	// Images ship policy-rc.d to keep maintainer scripts from starting
 	// services, which a real host has not; man-db only costs time here.
-	if _, err := s.s.Run(ctx, "rm", "-f", "/usr/sbin/policy-rc.d", "/var/lib/man-db/auto-update"); err != nil {
+	if _, err := s.run(ctx, cmdTimeout, "rm", "-f", "/usr/sbin/policy-rc.d", "/var/lib/man-db/auto-update"); err != nil {
 		return err
 	}
 	s.installed = s.cfg.Good[0]
-	if _, err := s.s.Run(ctx, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends", packagePath(s.cfg.Good[0])); err != nil {
+	if _, err := s.run(ctx, opTimeout, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-install-recommends", packagePath(s.cfg.Good[0])); err != nil {
 		return err
 	}
-	if _, err := s.s.Run(ctx, "appctl", "scale", strconv.Itoa(Initial)); err != nil {
+	if _, err := s.run(ctx, opTimeout, "appctl", "scale", strconv.Itoa(Initial)); err != nil {
 		return err
 	}
 	b, err := s.snapshot(ctx)
@@ -150,7 +150,7 @@ func (s *soak) startLoads() map[string]*loadtest.Load {
 // returns how long that took; not settling is a violation, not an error.
 func (s *soak) settle(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	if _, err := s.s.Run(ctx, "sh", "-c", "pkill -CONT -x app || true"); err != nil {
+	if _, err := s.run(ctx, cmdTimeout, "sh", "-c", "pkill -CONT -x app || true"); err != nil {
 		return 0, err
 	}
 	s.crashOff(ctx)

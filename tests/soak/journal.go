@@ -36,7 +36,7 @@ type record struct {
 // journal reads the sandbox's journal since t.
 func (s *soak) journal(ctx context.Context, since time.Time, args ...string) ([]record, error) {
 	all := append([]string{"journalctl", "--no-pager", "-o", "json", "--since", "@" + strconv.FormatInt(since.Unix(), 10)}, args...)
-	out, err := s.s.Run(ctx, all...)
+	out, err := s.run(ctx, cmdTimeout, all...)
 	if err != nil {
 		return nil, err
 	}

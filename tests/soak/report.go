@@ -72,6 +72,11 @@ func (s *soak) violations(ctx context.Context, rep *Report, recs []record) []Vio
 			v = append(v, Violation{"unexplained death", fmt.Sprintf("%s %s (%s, ready since %s)", d.At.Format("15:04:05.000"), d.Unit, d.Exit, d.Ready.Format("15:04:05.000"))})
 		}
 	}
+	for _, f := range rep.Faults {
+		if strings.HasPrefix(f.Err, "hung:") {
+			v = append(v, Violation{"hung command", fmt.Sprintf("%s %s %s: %s", f.At.Format("15:04:05.000"), f.Kind, f.Target, firstLine(f.Err))})
+		}
+	}
 	if ok, why := s.converged(ctx); !ok {
 		v = append(v, Violation{"count did not converge", fmt.Sprintf("after %s: %s", rep.Settled.Round(time.Millisecond), why)})
 	}

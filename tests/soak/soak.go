@@ -57,6 +57,15 @@ const (
 // clientTimeout bounds each request: longer than the drain timeout.
 const clientTimeout = 45 * time.Second
 
+// Bounds of the commands the soak runs: an operation (apt-get, appctl
+// reload or scale) may wait for several drains, each up to DRAIN_TIMEOUT;
+// anything else is quick. A command that runs past its bound is killed
+// and reported as hung.
+const (
+	opTimeout  = 4 * time.Minute
+	cmdTimeout = 30 * time.Second
+)
+
 // Initial is the herd's size when the faults begin.
 const Initial = 4
 
@@ -75,10 +84,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	loads := s.startLoads()
 	s.runLanes(ctx, time.Now().Add(cfg.Duration))
+	s.logf("faults stopped; settling")
 	settled, err := s.settle(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.logf("settled in %s; calm traffic, then the checks", settled.Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // calm traffic after the last fault
 	results := map[string]loadtest.Result{}
 	for kind, l := range loads {
@@ -93,14 +104,15 @@ type soak struct {
 	s    *sandbox.Sandbox
 	logf func(string, ...any)
 
-	mu        sync.Mutex
-	faults    []Fault
-	target    int    // the count of the last appctl scale that succeeded
-	crashing  int    // the instance made to crash-loop, 0 if none
-	installed string // the release installed (host path)
-	baseline  baseline
-	started   time.Time
-	pending   sync.WaitGroup // SIGCONTs still to send
+	mu         sync.Mutex
+	faults     []Fault
+	target     int    // the count of the last appctl scale that succeeded
+	crashing   int    // the instance made to crash-loop, 0 if none
+	installed  string // the release installed (host path)
+	installing string // the release being installed, "" if none
+	baseline   baseline
+	started    time.Time
+	pending    sync.WaitGroup // SIGCONTs still to send
 }
 
 func newSoak(cfg Config) *soak {
@@ -152,4 +164,24 @@ func sleep(ctx context.Context, d time.Duration, deadline time.Time) bool {
 // between returns a random duration in [lo, hi).
 func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(r.Int64N(int64(hi-lo)))
+}
+
+// run runs a command in the sandbox, killed after timeout.
+func (s *soak) run(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := s.s.Run(ctx, args...)
+	if ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("hung: no end within %s: %w", timeout, err)
+		s.logf("%v\n%s", err, s.diagnose(context.WithoutCancel(ctx)))
+	}
+	return out, err
+}
+
+// diagnose describes what the host is doing, for the log of a hung command.
+func (s *soak) diagnose(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	out, _ := s.s.Run(ctx, "sh", "-c", "systemctl list-jobs --no-pager; systemctl list-units --no-pager --all 'app*'; ps -eo pid,ppid,stat,etime,args; journalctl --no-pager -n 150")
+	return out
 }
