@@ -112,7 +112,10 @@ func cause(d Death, watchdog bool, faults []Fault) string {
 	var hurt *Fault
 	for i := range faults {
 		f := &faults[i]
-		if f.Target != d.Unit || f.Err != "" || f.At.Before(d.Ready) || f.At.After(d.At) {
+		// A fault takes effect between its start and its end: a wedge
+		// request may wait in the socket's queue for the instance that
+		// takes it to become ready.
+		if f.Target != d.Unit || f.Err != "" || f.At.Add(f.Took).Before(d.Ready) || f.At.After(d.At) {
 			continue
 		}
 		switch f.Kind {

@@ -54,7 +54,7 @@ func TestDeaths(t *testing.T) {
 	}
 	faults := []Fault{
 		{At: at(990), Kind: Kill, Target: "app@1.service"},
-		{At: at(500), Kind: Wedge, Target: "app@2.service"},
+		{At: at(-300), Took: 400 * time.Millisecond, Kind: Wedge, Target: "app@2.service"}, // queued until b was ready
 		{At: at(6900), Kind: Kill, Target: "app@5.service", Err: "no such process"},
 	}
 	got := deaths(recs, faults)
