@@ -182,8 +182,15 @@ func TestPackageLifecycle(t *testing.T) {
 		t.Errorf("after the upgrade the autoscaler is %v (was PID %s): want it active, restarted onto the new binary, enabled", p, controllerPID)
 	}
 
+	// An instance that crash-loops during the broken upgrade (it crashed,
+	// and restarts into the broken binary) must not keep the installation
+	// waiting: on systemd 252 a start job of app.target waits across its
+	// restarts.
+	h.crashLoop(4)
 	out, code = h.aptInstall(broken)
 	t.Logf("upgrade to the broken 1.2.0:\n%s", lastLines(out, 8))
+	h.s.MustRun(t, "rm", crashLoopDropIn(4))
+	h.systemctl("daemon-reload")
 	if code == 0 || !strings.Contains(out, "did not become ready") {
 		t.Errorf("broken upgrade: exit %d, want a failure that says the new version did not become ready", code)
 	}
@@ -206,8 +213,30 @@ func TestPackageLifecycle(t *testing.T) {
 	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("going back to 1.1.0 at idle took %s: an instance hung while draining\n%s", took, out)
 	}
+	h.waitFor("app@4 back from its crash loop", 30*time.Second, func() bool {
+		return h.show("app@4.service", "SubState")["SubState"] == "running"
+	})
 
 	h.removeAndPurge()
+}
+
+// crashLoopDropIn makes instance n fail at every start.
+func crashLoopDropIn(n int) string {
+	return fmt.Sprintf("/etc/systemd/system/app@%d.service.d/crash-loop.conf", n)
+}
+
+// crashLoop makes instance n crash-loop from its next start, restarts it
+// and waits for its first automatic restart.
+func (h *herd) crashLoop(n int) {
+	h.t.Helper()
+	unit := fmt.Sprintf("app@%d.service", n)
+	h.must(h.s.WriteFile(crashLoopDropIn(n), []byte("[Service]\nEnvironment=APP_FAULT=fail-start\n"), 0o644))
+	h.systemctl("daemon-reload")
+	restarts := h.show(unit, "NRestarts")["NRestarts"]
+	h.systemctl("restart", "--no-block", unit)
+	h.waitFor(unit+" crash-looping", 30*time.Second, func() bool {
+		return h.show(unit, "NRestarts")["NRestarts"] != restarts
+	})
 }
 
 // removeAndPurge removes the package, checks what stays, purges it and
