@@ -47,7 +47,7 @@ bench: build contrib/express/node_modules
 
 ## test: lint, then every test (with the race detector), contrib modules and the Node package included
 test: lint contrib/express/node_modules
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 45m ./...
 	@for m in $(CONTRIB_MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 	node --test contrib/node/test/*.test.js
 
