@@ -131,21 +131,22 @@ func (r *Report) writeFaults(b *strings.Builder) {
 }
 
 func (r *Report) writeCauses(b *strings.Builder) {
-	byCause := map[string]int{}
+	byCause := map[string][]Failed{}
 	for _, f := range r.Failed {
-		byCause[failedCause(f)]++
+		c := failedCause(f)
+		byCause[c] = append(byCause[c], f)
 	}
 	causes := make([]string, 0, len(byCause))
 	for c := range byCause {
 		causes = append(causes, c)
 	}
 	sort.Strings(causes)
-	fmt.Fprintf(b, "## Failed requests by cause (%d)\n\n| cause | requests |\n|---|---:|\n", len(r.Failed))
+	fmt.Fprintf(b, "## Failed requests by cause (%d)\n\n| cause | requests | widest gap to the death, before / after |\n|---|---:|---|\n", len(r.Failed))
 	for _, c := range causes {
-		fmt.Fprintf(b, "| %s | %d |\n", c, byCause[c])
+		fmt.Fprintf(b, "| %s | %d | %s / %s |\n", c, len(byCause[c]), widestGap(byCause[c], -1), widestGap(byCause[c], 1))
 	}
-	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after systemd recorded the death; the widest gap seen was %s before and %s after.\n\n",
-		len(r.Deaths), failedBefore, failedAfter, r.widestGap(-1), r.widestGap(1))
+	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after systemd recorded the death.\n\n",
+		len(r.Deaths), failedBefore, failedAfter)
 }
 
 // failedCause is a failure's line in the table of causes.
@@ -182,14 +183,12 @@ func (r *Report) writeViolations(b *strings.Builder) {
 // widestGap is the largest distance between an explained failure's end and
 // its death, on one side: sign < 0 for failures that ended before systemd
 // recorded the death, > 0 after.
-func (r *Report) widestGap(sign int) time.Duration {
+func widestGap(fs []Failed, sign int) time.Duration {
 	var widest time.Duration
-	for _, f := range r.Failed {
-		if f.Death == nil {
-			continue
+	for _, f := range fs {
+		if f.Death != nil {
+			widest = max(widest, f.Failure.End.Sub(f.Death.At)*time.Duration(sign))
 		}
-		gap := f.Failure.End.Sub(f.Death.At) * time.Duration(sign)
-		widest = max(widest, gap)
 	}
 	return widest.Round(time.Millisecond)
 }
