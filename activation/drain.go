@@ -24,8 +24,9 @@ const drainPoll = 10 * time.Millisecond
 //     "Connection: close", and keep-alive connections idle for idleGrace
 //     are closed. http.Server.Shutdown is not used for this: it closes
 //     connections whose request arrives after it started, unanswered.
-//  4. Close the server; anything still open after the drain timeout, or
-//     after a second stop signal, is cut off and reported.
+//  4. Close the server; anything still open after the drain timeout,
+//     after a second stop signal, or once the serving path has been stuck
+//     for the watchdog period (see wedged), is cut off and reported.
 func (i *Instance) drain(srv *http.Server, lns []net.Listener, canaryLn *canaryListener,
 	served <-chan struct{}, sigs <-chan os.Signal, cause string) error {
 	i.watch.halt() // accepting stays as it is until the listeners close
@@ -61,6 +62,10 @@ wait:
 		}
 		select {
 		case <-poll.C:
+			if stuck := i.wedged(); stuck != "" {
+				forced = stuck
+				break wait
+			}
 		case <-status.C:
 			i.logErr("notify status", i.notify.Status(i.drainStatus(why)))
 		case <-deadline.C:
@@ -83,6 +88,24 @@ wait:
 	}
 	i.log.Info("drained", "took", time.Since(start), "served", i.served.Load())
 	return nil
+}
+
+// wedged says why the drain should stop waiting when the serving path is
+// stuck: the canary sent before the drain has had no answer for the
+// watchdog period. The requests in flight then wait for a handler that
+// does not return, and systemd, which stops watching an instance once it
+// stops it, would have killed the instance by now had it kept running; so
+// an instance wedged when stopped ends within its watchdog period, not
+// its drain timeout. Without a watchdog the drain timeout alone applies.
+func (i *Instance) wedged() string {
+	if i.watchdog == 0 {
+		return ""
+	}
+	if out := i.watch.canaryOut(); out >= i.watchdog {
+		return fmt.Sprintf("serving path stuck: the canary has had no answer for %s, the watchdog period is %s",
+			out.Round(time.Millisecond), i.watchdog)
+	}
+	return ""
 }
 
 // drainStatus is the STATUS= text while draining; why, when not empty,

@@ -135,6 +135,24 @@ func TestWedgedWorkerStopsWatchdog(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "canary") {
 		t.Fatalf("GET /healthz on a wedged worker: %s %q", resp.Status, body)
 	}
+
+	// Stopped while wedged with a request stuck in the handler, it cuts
+	// its drain off once the canary has been out for the watchdog period
+	// (systemd no longer watches a stopping instance), not after the 30 s
+	// drain timeout.
+	go func() {
+		if resp, err := c.Get("http://" + addr + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	w.rec.waitPrefix(t, "STATUS=", "1 in flight", 10*time.Second)
+	start := time.Now()
+	w.signal(t, syscall.SIGTERM)
+	if code := w.wait(t, 20*time.Second); code == 0 {
+		t.Errorf("a wedged worker that cut its drain off exited 0")
+	}
+	w.waitLog(t, "serving path stuck", time.Second)
+	t.Logf("wedged worker stopped in %s", time.Since(start).Round(time.Millisecond))
 }
 
 // assertOrder checks that want appears in got as a subsequence.

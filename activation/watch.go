@@ -68,6 +68,10 @@ type canaryWatch struct {
 	first     chan struct{} // closed once the first canary answered
 	firstOnce sync.Once
 
+	// outSince is when the canary out now was sent (UnixNano), 0 once it
+	// returned; unlike sent it is kept current after halt, for the drain.
+	outSince atomic.Int64
+
 	mu       sync.Mutex
 	sent     time.Time // when the canary out now was sent; zero when none is
 	answered time.Time // when the last canary answered
@@ -182,10 +186,26 @@ func (w *canaryWatch) run() {
 
 // send sends one canary; its result arrives on results.
 func (w *canaryWatch) send(results chan<- error) {
+	now := time.Now()
 	w.mu.Lock()
-	w.sent = time.Now()
+	w.sent = now
 	w.mu.Unlock()
-	go func() { results <- w.canary.roundTrip() }()
+	w.outSince.Store(now.UnixNano())
+	go func() {
+		err := w.canary.roundTrip()
+		w.outSince.Store(0)
+		results <- err // buffered: never blocks, even after halt
+	}()
+}
+
+// canaryOut is how long the canary out now has gone unanswered, 0 when
+// none is out; it stays current after halt.
+func (w *canaryWatch) canaryOut() time.Duration {
+	since := w.outSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // answer records a canary's answer and, if accepting was paused, resumes it.
