@@ -88,7 +88,7 @@ func TestAttribute(t *testing.T) {
 		{"keep-alive prefers its instance", loadtest.Failure{Start: at(900), End: at(1001), Err: reset, LastInstance: "2"}, "app@2.service"},
 		{"began after every death", loadtest.Failure{Start: at(1200), End: at(1300), Err: reset}, ""},
 		{"ended long after", loadtest.Failure{Start: at(0), End: at(5000), Err: reset}, ""},
-		{"ended long before", loadtest.Failure{Start: at(-5000), End: at(-2000), Err: reset}, ""},
+		{"ended long before", loadtest.Failure{Start: at(-6000), End: at(-2500), Err: reset}, ""},
 		{"refused", loadtest.Failure{Start: at(900), End: at(1000), Err: &net0{syscall.ECONNREFUSED}}, ""},
 	}
 	for _, c := range cases {
