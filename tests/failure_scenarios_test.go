@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unitkit/unitkit/internal/loadtest"
 )
 
 // Instances that fail at every start (one with the shipped units, two
@@ -85,5 +87,62 @@ func TestWatchdogReplacesWedgedInstance(t *testing.T) {
 	}
 	if v := h.metrics()[`unitkit_instance_watchdog_kills_total{unit="`+unit+`"}`]; v < 1 {
 		t.Errorf("appctl metrics counts %v watchdog kills of %s, want at least 1", v, unit)
+	}
+}
+
+// Under open-loop load with a fresh connection per request, a wedged
+// instance stops accepting at once: it loses what had reached it, not
+// everything routed to it until the watchdog kills it, and the other
+// instances take its share meanwhile.
+func TestWedgedInstanceStopsAccepting(t *testing.T) {
+	const (
+		rate     = 400 // new requests per second
+		workers  = 1000
+		warm     = 2 * time.Second
+		watchdog = 3 * time.Second
+	)
+	h := newHerd(t, dropIn{"app@.service", "wedge", "[Service]\nEnvironment=APP_FAULT=wedge\nWatchdogSec=3s\n"})
+	h.systemctl(append([]string{"start"}, instances(1, 4)...)...)
+	ld := loadtest.New(loadtest.Config{URL: "http://127.0.0.1:8080", Dial: h.s.DialContext})
+	ld.RunRate(rate, workers, "/")
+	time.Sleep(warm)
+	before := ld.Snapshot()
+
+	resp, err := h.s.HTTPClient(false).Post("http://127.0.0.1:8080/debug/wedge", "", nil)
+	if err != nil {
+		ld.Stop()
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	name := resp.Header.Get("X-Instance")
+	unit := "app@" + name + ".service"
+	old := h.show(unit, "MainPID")["MainPID"]
+	replaced := h.waitFor(unit+" replaced", 30*time.Second, func() bool {
+		p := h.show(unit, "MainPID", "SubState")
+		return p["MainPID"] != old && p["MainPID"] != "0" && p["SubState"] == "running"
+	})
+	time.Sleep(300 * time.Millisecond)
+	r := ld.Stop()
+	t.Logf("%s wedged; replaced by the watchdog after %s", unit, replaced.Round(time.Millisecond))
+
+	// Before, the wedged instance took its share of the new connections
+	// for the whole watchdog period and more: at least perSecond × 3 s
+	// failed. Half of that is far above what the pause lets through (what
+	// reached it within a few hundred ms) and still catches a return to
+	// the old behaviour.
+	perSecond := float64(before.ByInstance[name]) / warm.Seconds()
+	allowed := int64(max(40, perSecond*watchdog.Seconds()/2))
+	t.Logf("%s answered %.0f requests/s before the wedge; at most %d may fail", unit, perSecond, allowed)
+	checkLoad(t, "wedge under open-loop load", r, allowed)
+	for _, other := range before.Instances() {
+		if other != name && r.ByInstance[other] <= before.ByInstance[other] {
+			t.Errorf("instance %s answered nothing while %s was wedged", other, unit)
+		}
+	}
+	j := h.s.Journal("-u", unit, "--since", "-1min")
+	for _, want := range []string{"stopped accepting new connections", "Watchdog timeout"} {
+		if !strings.Contains(j, want) {
+			t.Errorf("no %q in the journal of %s:\n%s", want, unit, j)
+		}
 	}
 }

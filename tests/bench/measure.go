@@ -51,7 +51,7 @@ func (b *bench) steps() []step {
 	return []step{
 		{"throughput", b.throughput}, {"cpubound", b.cpuBound}, {"reload", b.reload}, {"coldstart", b.coldStart},
 		{"memory", b.memory}, {"status", b.status}, {"crashloop", b.crashLoop},
-		{"autoscale", b.autoscale}, {"pm2", b.pm2Rows}, {"scale", b.scale}, {"crash", b.crash},
+		{"autoscale", b.autoscale}, {"wedge", b.wedge}, {"pm2", b.pm2Rows}, {"scale", b.scale}, {"crash", b.crash},
 		{"againstpm2", b.againstPM2}, {"node", b.nodeRows}, {"express", b.expressRows},
 	}
 }
