@@ -15,7 +15,7 @@ import (
 // may be late by a scheduler tick on a busy machine.
 const (
 	failedBefore = 3 * time.Second // the request may end this long before systemd records the death
-	failedAfter  = time.Second             // … or this long after it
+	failedAfter  = time.Second     // … or this long after it
 )
 
 // Failed is a failed request with what explains it.
