@@ -2,6 +2,7 @@ package soak
 
 import (
 	"errors"
+	"sort"
 	"syscall"
 	"time"
 
@@ -26,6 +27,48 @@ type Failed struct {
 	Death   *Death // the death that explains it, nil if none does
 }
 
+// coverage is the share of the span from first to last that lies within
+// some death's window: the chance that a failure at a random moment would
+// be taken for explained. It says how much the attribution proves.
+func coverage(ds []Death, first, last time.Time) float64 {
+	if !last.After(first) {
+		return 0
+	}
+	ws := make([][2]time.Time, 0, len(ds))
+	for i := range ds {
+		at := ds[i].moment()
+		ws = append(ws, [2]time.Time{at.Add(-failedBefore), at.Add(failedAfter)})
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i][0].Before(ws[j][0]) })
+	var covered time.Duration
+	var end time.Time
+	for _, w := range ws {
+		lo, hi := maxTime(w[0], first, end), minTime(w[1], last)
+		if hi.After(lo) {
+			covered += hi.Sub(lo)
+			end = hi
+		}
+	}
+	return covered.Seconds() / last.Sub(first).Seconds()
+}
+
+func maxTime(ts ...time.Time) time.Time {
+	m := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // attribute pairs each failure with the death of a ready process it
 // coincides with: the request was under way when the process died and
 // failed when it did. A keep-alive request prefers the instance its
@@ -46,7 +89,8 @@ func explain(f loadtest.Failure, ds []Death) *Death {
 	var best *Death
 	for i := range ds {
 		d := &ds[i]
-		if f.Start.After(d.At) || f.End.Before(d.At.Add(-failedBefore)) || f.End.After(d.At.Add(failedAfter)) {
+		at := d.moment()
+		if f.Start.After(at) || f.End.Before(at.Add(-failedBefore)) || f.End.After(at.Add(failedAfter)) {
 			continue
 		}
 		if best == nil || (f.LastInstance != "" && d.Unit == "app@"+f.LastInstance+".service") {

@@ -74,6 +74,18 @@ type Death struct {
 	At         time.Time // when systemd saw it end
 	Exit       string    // e.g. "killed 9", "exited 2"
 	Cause      string    // the fault that explains it; "" if none does
+	// Killed is when the soak's kill -9 returned, for a death it caused:
+	// closer to the moment the process died than At, which systemd
+	// records when it gets to it.
+	Killed time.Time
+}
+
+// moment is the best estimate of when the process died.
+func (d *Death) moment() time.Time {
+	if !d.Killed.IsZero() {
+		return d.Killed
+	}
+	return d.At
 }
 
 // deaths reads, from systemd's own records, every ready instance process
@@ -98,7 +110,7 @@ func deaths(recs []record, faults []Fault) []Death {
 				continue
 			}
 			d := Death{Unit: r.Unit, Invocation: r.Invocation, Ready: at, At: r.At, Exit: r.ExitCode + " " + r.ExitStatus}
-			d.Cause = cause(d, watchdog[r.Invocation], faults)
+			d.Cause, d.Killed = cause(d, watchdog[r.Invocation], faults)
 			out = append(out, d)
 		}
 	}
@@ -106,9 +118,9 @@ func deaths(recs []record, faults []Fault) []Death {
 }
 
 // cause names the fault behind a death: the soak's kill -9 of that unit
-// just before, or the hang or wedge done to that process while it lived
-// (then the watchdog, or the drain timeout of a stop, ended it).
-func cause(d Death, watchdog bool, faults []Fault) string {
+// just before (and when it returned), or the hang or wedge done to that
+// process while it lived (then the watchdog, or a stop's drain, ended it).
+func cause(d Death, watchdog bool, faults []Fault) (string, time.Time) {
 	var hurt *Fault
 	for i := range faults {
 		f := &faults[i]
@@ -121,7 +133,7 @@ func cause(d Death, watchdog bool, faults []Fault) string {
 		switch f.Kind {
 		case Kill:
 			if d.Exit == "killed 9" && d.At.Sub(f.At) < 5*time.Second {
-				return "kill -9 by the soak"
+				return "kill -9 by the soak", f.At.Add(f.Took)
 			}
 		case Wedge, Hang:
 			hurt = f
@@ -129,11 +141,11 @@ func cause(d Death, watchdog bool, faults []Fault) string {
 	}
 	switch {
 	case hurt != nil && watchdog:
-		return fmt.Sprintf("%s by the soak, then the watchdog", hurt.Kind)
+		return fmt.Sprintf("%s by the soak, then the watchdog", hurt.Kind), time.Time{}
 	case hurt != nil:
-		return fmt.Sprintf("%s by the soak, then %s", hurt.Kind, d.Exit)
+		return fmt.Sprintf("%s by the soak, then %s", hurt.Kind, d.Exit), time.Time{}
 	}
-	return ""
+	return "", time.Time{}
 }
 
 // badJournal lists the journal records that mean something was lost or

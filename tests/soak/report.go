@@ -21,6 +21,7 @@ type Report struct {
 	Deaths     []Death
 	Failed     []Failed
 	Violations []Violation
+	Coverage   float64 // share of the run within some death's window (see coverage)
 }
 
 // loadOrder is the order loads appear in the report.
@@ -49,6 +50,7 @@ func (s *soak) report(ctx context.Context, settled time.Duration, loads map[stri
 	rep := &Report{Seed: s.cfg.Seed, Duration: s.cfg.Duration, Settled: settled, FinalCount: s.target, Loads: loads, Faults: append([]Fault(nil), s.faults...)}
 	s.mu.Unlock()
 	rep.Deaths = deaths(recs, rep.Faults)
+	rep.Coverage = coverage(rep.Deaths, s.started, time.Now())
 	for _, kind := range loadOrder {
 		rep.Failed = append(rep.Failed, attribute(kind, loads[kind].Failures, rep.Deaths)...)
 	}
@@ -98,6 +100,7 @@ func (r *Report) Markdown() string {
 	r.writeFaults(&b)
 	r.writeCauses(&b)
 	r.writeViolations(&b)
+	r.writeFailures(&b)
 	return b.String()
 }
 
@@ -145,8 +148,23 @@ func (r *Report) writeCauses(b *strings.Builder) {
 	for _, c := range causes {
 		fmt.Fprintf(b, "| %s | %d | %s / %s |\n", c, len(byCause[c]), widestGap(byCause[c], -1), widestGap(byCause[c], 1))
 	}
-	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after systemd recorded the death.\n\n",
-		len(r.Deaths), failedBefore, failedAfter)
+	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after it (the soak's own kill for a `kill -9`, else when systemd recorded the death). Those windows cover %.0f%% of the run: the chance that a failure at a random moment would pass for explained.\n\n",
+		len(r.Deaths), failedBefore, failedAfter, 100*r.Coverage)
+}
+
+// writeFailures lists every failed request with its cause.
+func (r *Report) writeFailures(b *strings.Builder) {
+	fmt.Fprintf(b, "## Every failed request (%d)\n\n<details><summary>the list</summary>\n\n| ended | traffic | took | error | cause | death |\n|---|---|---:|---|---|---|\n", len(r.Failed))
+	for _, f := range r.Failed {
+		death := ""
+		if f.Death != nil {
+			death = fmt.Sprintf("%s %s, %+dms", f.Death.Unit, f.Death.Exit, f.Failure.End.Sub(f.Death.moment()).Milliseconds())
+		}
+		errText := strings.ReplaceAll(fmt.Sprint(f.Failure.Err), "|", "/")
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", f.Failure.End.Format("15:04:05.000"), f.Load,
+			f.Failure.End.Sub(f.Failure.Start).Round(time.Millisecond), errText, failedCause(f), death)
+	}
+	b.WriteString("\n</details>\n\n")
 }
 
 // failedCause is a failure's line in the table of causes.
