@@ -10,13 +10,16 @@ import (
 )
 
 // How close to a death a failed request must end to be explained by it.
-// The client sees the reset when the process dies; systemd records the
-// death when it gets to it, which can be a second or more later while it
-// is busy with a daemon-reload or an upgrade (1.3 s seen), and the client
-// may be late by a scheduler tick on a busy machine.
+// The client sees the reset when the process dies. When the soak knows
+// when the process was signalled (its own kill -9, systemd's watchdog
+// record), a request may fail only a scheduler tick before that. Otherwise
+// the death dates from systemd's record of it, which can come a second or
+// more late while PID 1 is busy with a daemon-reload or an upgrade. The
+// client may be late by a scheduler tick on a busy machine.
 const (
-	failedBefore = 3 * time.Second // the request may end this long before systemd records the death
-	failedAfter  = time.Second     // … or this long after it
+	signalLead   = 250 * time.Millisecond // before the signal
+	failedBefore = 3 * time.Second        // before systemd records the death
+	failedAfter  = time.Second            // after either
 )
 
 // Failed is a failed request with what explains it.
@@ -36,8 +39,8 @@ func coverage(ds []Death, first, last time.Time) float64 {
 	}
 	ws := make([][2]time.Time, 0, len(ds))
 	for i := range ds {
-		at := ds[i].moment()
-		ws = append(ws, [2]time.Time{at.Add(-failedBefore), at.Add(failedAfter)})
+		at, lead := ds[i].moment()
+		ws = append(ws, [2]time.Time{at.Add(-lead), at.Add(failedAfter)})
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i][0].Before(ws[j][0]) })
 	var covered time.Duration
@@ -85,16 +88,24 @@ func attribute(load string, failures []loadtest.Failure, ds []Death) []Failed {
 	return out
 }
 
+// explain finds the death a failure coincides with: under way at its
+// moment and ended within its window; the closest one, but the instance a
+// keep-alive connection last heard from first.
 func explain(f loadtest.Failure, ds []Death) *Death {
 	var best *Death
+	var bestGap time.Duration
 	for i := range ds {
 		d := &ds[i]
-		at := d.moment()
-		if f.Start.After(at) || f.End.Before(at.Add(-failedBefore)) || f.End.After(at.Add(failedAfter)) {
+		at, lead := d.moment()
+		if f.Start.After(at) || f.End.Before(at.Add(-lead)) || f.End.After(at.Add(failedAfter)) {
 			continue
 		}
-		if best == nil || (f.LastInstance != "" && d.Unit == "app@"+f.LastInstance+".service") {
-			best = d
+		gap := f.End.Sub(at).Abs()
+		if f.LastInstance != "" && d.Unit == "app@"+f.LastInstance+".service" {
+			gap -= time.Hour // preferred over any other
+		}
+		if best == nil || gap < bestGap {
+			best, bestGap = d, gap
 		}
 	}
 	return best

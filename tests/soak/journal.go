@@ -74,18 +74,20 @@ type Death struct {
 	At         time.Time // when systemd saw it end
 	Exit       string    // e.g. "killed 9", "exited 2"
 	Cause      string    // the fault that explains it; "" if none does
-	// Killed is when the soak's kill -9 returned, for a death it caused:
-	// closer to the moment the process died than At, which systemd
-	// records when it gets to it.
-	Killed time.Time
+	// Signalled is when the process was sent the signal that ended it,
+	// when known: the soak's kill -9 returning, or systemd recording the
+	// watchdog timeout just before it sends SIGABRT. It dates the death
+	// better than At, which systemd records when it gets to it.
+	Signalled time.Time
 }
 
-// moment is the best estimate of when the process died.
-func (d *Death) moment() time.Time {
-	if !d.Killed.IsZero() {
-		return d.Killed
+// moment is the best estimate of when the process died, and lead how much
+// earlier than that a request it held may have failed.
+func (d *Death) moment() (at time.Time, lead time.Duration) {
+	if !d.Signalled.IsZero() {
+		return d.Signalled, signalLead
 	}
-	return d.At
+	return d.At, failedBefore
 }
 
 // deaths reads, from systemd's own records, every ready instance process
@@ -93,7 +95,7 @@ func (d *Death) moment() time.Time {
 // names the fault behind each.
 func deaths(recs []record, faults []Fault) []Death {
 	ready := map[string]time.Time{}
-	watchdog := map[string]bool{}
+	watchdog := map[string]time.Time{}
 	var out []Death
 	for _, r := range recs {
 		if _, ok := instanceNumber(r.Unit); !ok || r.PID != "1" {
@@ -103,14 +105,14 @@ func deaths(recs []record, faults []Fault) []Death {
 		case r.MessageID == msgJobDone && r.JobResult == "done" && strings.HasPrefix(r.Message, "Started "):
 			ready[r.Invocation] = r.At
 		case strings.Contains(r.Message, "Watchdog timeout"):
-			watchdog[r.Invocation] = true
+			watchdog[r.Invocation] = r.At
 		case r.MessageID == msgProcessExit:
 			at, wasReady := ready[r.Invocation]
 			if !wasReady || (r.ExitCode == "exited" && (r.ExitStatus == "0" || r.ExitStatus == "75")) {
 				continue
 			}
 			d := Death{Unit: r.Unit, Invocation: r.Invocation, Ready: at, At: r.At, Exit: r.ExitCode + " " + r.ExitStatus}
-			d.Cause, d.Killed = cause(d, watchdog[r.Invocation], faults)
+			d.Cause, d.Signalled = cause(d, watchdog[r.Invocation], faults)
 			out = append(out, d)
 		}
 	}
@@ -120,7 +122,7 @@ func deaths(recs []record, faults []Fault) []Death {
 // cause names the fault behind a death: the soak's kill -9 of that unit
 // just before (and when it returned), or the hang or wedge done to that
 // process while it lived (then the watchdog, or a stop's drain, ended it).
-func cause(d Death, watchdog bool, faults []Fault) (string, time.Time) {
+func cause(d Death, watchdog time.Time, faults []Fault) (string, time.Time) {
 	var hurt *Fault
 	for i := range faults {
 		f := &faults[i]
@@ -140,8 +142,8 @@ func cause(d Death, watchdog bool, faults []Fault) (string, time.Time) {
 		}
 	}
 	switch {
-	case hurt != nil && watchdog:
-		return fmt.Sprintf("%s by the soak, then the watchdog", hurt.Kind), time.Time{}
+	case hurt != nil && !watchdog.IsZero():
+		return fmt.Sprintf("%s by the soak, then the watchdog", hurt.Kind), watchdog
 	case hurt != nil:
 		return fmt.Sprintf("%s by the soak, then %s", hurt.Kind, d.Exit), time.Time{}
 	}

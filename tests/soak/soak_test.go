@@ -77,7 +77,8 @@ func TestDeaths(t *testing.T) {
 // close to; a keep-alive failure prefers the instance it last heard from;
 // a refused connection is never explained.
 func TestAttribute(t *testing.T) {
-	ds := []Death{{Unit: "app@1.service", At: at(1000)}, {Unit: "app@2.service", At: at(1100)}}
+	ds := []Death{{Unit: "app@1.service", At: at(1000)}, {Unit: "app@2.service", At: at(1100)},
+		{Unit: "app@3.service", At: at(5000), Signalled: at(2000)}}
 	reset := &net0{syscall.ECONNRESET}
 	cases := []struct {
 		name string
@@ -86,6 +87,9 @@ func TestAttribute(t *testing.T) {
 	}{
 		{"reset at the death", loadtest.Failure{Start: at(900), End: at(1001), Err: reset}, "app@1.service"},
 		{"keep-alive prefers its instance", loadtest.Failure{Start: at(900), End: at(1001), Err: reset, LastInstance: "2"}, "app@2.service"},
+		{"the closest death", loadtest.Failure{Start: at(900), End: at(1090), Err: reset}, "app@2.service"},
+		{"long before a known signal", loadtest.Failure{Start: at(1500), End: at(1600), Err: reset}, ""},
+		{"just before a known signal", loadtest.Failure{Start: at(1500), End: at(1800), Err: reset}, "app@3.service"},
 		{"began after every death", loadtest.Failure{Start: at(1200), End: at(1300), Err: reset}, ""},
 		{"ended long after", loadtest.Failure{Start: at(0), End: at(5000), Err: reset}, ""},
 		{"ended long before", loadtest.Failure{Start: at(-6000), End: at(-2500), Err: reset}, ""},
@@ -156,10 +160,10 @@ func TestMarkdown(t *testing.T) {
 
 // The windows of deaths cover what they cover, overlaps counted once.
 func TestCoverage(t *testing.T) {
-	ds := []Death{{At: at(10000)}, {At: at(10500)}, {At: at(50000), Killed: at(30000)}}
-	// Windows: [7000, 11000] ∪ [7500, 11500] = 4.5 s, [27000, 31000] = 4 s.
+	ds := []Death{{At: at(10000)}, {At: at(10500)}, {At: at(50000), Signalled: at(30000)}}
+	// Windows: [7000, 11000] ∪ [7500, 11500] = 4.5 s, [29750, 31000] = 1.25 s.
 	got := coverage(ds, at(0), at(100000))
-	if want := 8.5 / 100; got < want-0.001 || got > want+0.001 {
+	if want := 5.75 / 100; got < want-0.001 || got > want+0.001 {
 		t.Fatalf("coverage %.4f, want %.4f", got, want)
 	}
 }
