@@ -19,7 +19,7 @@ import (
 const (
 	signalLead   = 250 * time.Millisecond // before the signal
 	failedBefore = 3 * time.Second        // before systemd records the death
-	failedAfter  = time.Second            // after either
+	failedAfter  = 500 * time.Millisecond // after either
 )
 
 // Failed is a failed request with what explains it.
