@@ -248,10 +248,35 @@ func (b *bench) journalRecords(ctx context.Context, unit string, since, until ti
 	}
 	// --since takes whole seconds; the records are then picked by their
 	// timestamp in microseconds.
-	out, err := b.s.Run(ctx, "journalctl", "--no-pager", "-o", "json", "-u", unit, "--since", "@"+strconv.FormatInt(since.Unix()-1, 10))
+	recs, err := b.unitJournal(ctx, unit, since)
 	if err != nil {
 		return 0, 0, err
 	}
+	for _, rec := range recs {
+		if rec.at.Before(since) || !rec.at.Before(until) {
+			continue
+		}
+		records++
+		if rec.messageID == unitStarting {
+			starts++
+		}
+	}
+	return records, starts, nil
+}
+
+// journalRecord is one journal record of a unit: when, and its MESSAGE_ID.
+type journalRecord struct {
+	at        time.Time
+	messageID string
+}
+
+// unitJournal reads unit's journal records from a second before since.
+func (b *bench) unitJournal(ctx context.Context, unit string, since time.Time) ([]journalRecord, error) {
+	out, err := b.s.Run(ctx, "journalctl", "--no-pager", "-o", "json", "-u", unit, "--since", "@"+strconv.FormatInt(since.Unix()-1, 10))
+	if err != nil {
+		return nil, err
+	}
+	var recs []journalRecord
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -260,21 +285,15 @@ func (b *bench) journalRecords(ctx context.Context, unit string, since, until ti
 			MessageID string `json:"MESSAGE_ID"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return 0, 0, fmt.Errorf("journalctl -o json: %w", err)
+			return nil, fmt.Errorf("journalctl -o json: %w", err)
 		}
 		usec, err := strconv.ParseInt(rec.Realtime, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("journalctl -o json: __REALTIME_TIMESTAMP %q: %w", rec.Realtime, err)
+			return nil, fmt.Errorf("journalctl -o json: __REALTIME_TIMESTAMP %q: %w", rec.Realtime, err)
 		}
-		if t := time.UnixMicro(usec); t.Before(since) || !t.Before(until) {
-			continue
-		}
-		records++
-		if rec.MessageID == unitStarting {
-			starts++
-		}
+		recs = append(recs, journalRecord{time.UnixMicro(usec), rec.MessageID})
 	}
-	return records, starts, sc.Err()
+	return recs, sc.Err()
 }
 
 // fixCrashLoop removes the fault and times, from the removal and

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/unitkit/unitkit/activation"
@@ -210,32 +206,16 @@ func (b *bench) stoppedAccepting(ctx context.Context, unit string, at time.Time)
 	if _, err := b.s.Run(ctx, "journalctl", "--sync"); err != nil {
 		return 0, err
 	}
-	out, err := b.s.Run(ctx, "journalctl", "--no-pager", "-o", "json", "-u", unit, "--since", "@"+strconv.FormatInt(at.Unix()-1, 10))
+	recs, err := b.unitJournal(ctx, unit, at)
 	if err != nil {
 		return 0, err
 	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec struct {
-			Realtime  string `json:"__REALTIME_TIMESTAMP"`
-			MessageID string `json:"MESSAGE_ID"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return 0, fmt.Errorf("journalctl -o json: %w", err)
-		}
-		if rec.MessageID != activation.MessageAcceptPaused {
-			continue
-		}
-		usec, err := strconv.ParseInt(rec.Realtime, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("journalctl -o json: __REALTIME_TIMESTAMP %q: %w", rec.Realtime, err)
-		}
-		if t := time.UnixMicro(usec); !t.Before(at.Add(-time.Second)) {
-			return t.Sub(at), nil
+	for _, rec := range recs {
+		if rec.messageID == activation.MessageAcceptPaused && !rec.at.Before(at.Add(-time.Second)) {
+			return rec.at.Sub(at), nil
 		}
 	}
-	return -1, sc.Err()
+	return -1, nil
 }
 
 // wedgeRows adds the wedge's rows.
