@@ -305,7 +305,9 @@ func TestAppctlBadInput(t *testing.T) {
 }
 
 // A scale-up where one new instance cannot become ready stops the ones it
-// started and leaves the count as it was.
+// started and leaves the count as it was; an instance of that count which
+// is crash-looping meanwhile is left to systemd, which restarts it once
+// its fault is gone.
 func TestAppctlScaleFailureChangesNothing(t *testing.T) {
 	h := newHerd(t, dropIn{"app@3.service", "fault", "[Service]\nEnvironment=APP_FAULT=fail-start\n"})
 	if out, code := h.appctl("scale", "2"); code != 0 {
@@ -318,6 +320,22 @@ func TestAppctlScaleFailureChangesNothing(t *testing.T) {
 	}
 	if got, en := h.running(), h.enabled(); !slices.Equal(got, upTo(2)) || !slices.Equal(en, upTo(2)) {
 		t.Errorf("after the failed scale: running %v, enabled %v; want 1..2 both", got, en)
+	}
+
+	h.crashLoop(2)
+	out, code = h.appctl("scale", "4")
+	t.Logf("appctl scale 4 with a broken app@3 and app@2 crash-looping:\n%s", out)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if st := h.show("app@2.service", "ActiveState")["ActiveState"]; st == "inactive" || st == "failed" {
+		t.Errorf("the failed scale stopped app@2, which the count it keeps wants (%s)", st)
+	}
+	h.s.MustRun(t, "rm", crashLoopDropIn(2))
+	h.systemctl("daemon-reload")
+	h.waitFor("app@2 running again", 90*time.Second, func() bool { return slices.Equal(h.running(), upTo(2)) })
+	if en := h.enabled(); !slices.Equal(en, upTo(2)) {
+		t.Errorf("after the second failed scale: enabled %v, want 1..2", en)
 	}
 }
 

@@ -44,8 +44,11 @@ func (h *Herd) persist(ctx context.Context, n int, out io.Writer) error {
 // if systemd's loaded configuration no longer matches the files (an
 // instance loaded with other placement, or a disabled instance its target
 // still wants until the next reload), does it reload systemd, so that no
-// scale waits for a daemon-reload (docs/decisions.md). It is run as root by
-// NAME-persist@.service.
+// scale waits for a daemon-reload (docs/decisions.md). The exception is an
+// instance the scale is about to start whose loaded copy is out of date
+// (a quick series of scales ended the runs that would have reloaded):
+// systemd is reloaded before ready, or it would start on the CPUs of an
+// earlier count. It is run as root by NAME-persist@.service.
 func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() error, log io.Writer) error {
 	if err := h.place(ctx, n, mode); err != nil {
 		return err
@@ -53,12 +56,23 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if err := h.enableOnly(ctx, n); err != nil {
 		return err
 	}
-	if err := ready(); err != nil {
-		return fmt.Errorf("report the count recorded: %w", err)
-	}
 	stale, err := h.staleInstances(ctx)
 	if err != nil {
 		return err
+	}
+	if idle := h.idleWithin(ctx, stale, n); len(idle) > 0 {
+		// appctl scale is about to start these from systemd's loaded copy,
+		// with the placement an earlier count gave them: an earlier run
+		// that would have reloaded was ended by a newer scale.
+		h.waitQuiet(ctx, 100*time.Millisecond, 3*time.Second)
+		fmt.Fprintf(log, "reloading systemd before the count is recorded: %v would start with their placement of before\n", idle)
+		if err := h.reload(ctx); err != nil {
+			return err
+		}
+		stale = nil
+	}
+	if err := ready(); err != nil {
+		return fmt.Errorf("report the count recorded: %w", err)
 	}
 	wanted, err := h.wantedButDisabled(ctx)
 	if err != nil {
@@ -74,10 +88,37 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 		return nil // stopped by a newer scale, which reloads if still needed
 	}
 	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled but still wanted by %s: %v\n", stale, h.app.Target(), wanted)
-	if err := h.conn.ReloadContext(ctx); err != nil {
+	return h.reload(ctx)
+}
+
+// reload makes systemd read its unit files again. A run stopped by a newer
+// scale meanwhile (ctx done) is not an error: the newer run reloads if that
+// is still needed.
+func (h *Herd) reload(ctx context.Context) error {
+	if err := h.conn.ReloadContext(ctx); err != nil && ctx.Err() == nil {
 		return classify(fmt.Errorf("reload systemd: %w", err))
 	}
 	return nil
+}
+
+// idleWithin returns the units of stale that are instances 1 … n and are
+// not active now, so that starting them would use their loaded copy.
+func (h *Herd) idleWithin(ctx context.Context, stale []string, n int) []string {
+	var idle []string
+	for _, u := range stale {
+		if i := h.app.number(u); i < 1 || i > n {
+			continue
+		}
+		p, err := h.conn.GetUnitPropertyContext(ctx, u, "ActiveState")
+		if err != nil {
+			idle = append(idle, u) // cannot tell: reloading is safe
+			continue
+		}
+		if st, _ := p.Value.Value().(string); st != "active" && st != "reloading" {
+			idle = append(idle, u)
+		}
+	}
+	return idle
 }
 
 // enableOnly enables instances 1 … n with the socket and the target, and

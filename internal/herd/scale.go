@@ -15,8 +15,10 @@ import (
 // want changes nothing). First the count is recorded and each instance's
 // placement written (see Persist), so that new instances start on their
 // CPUs; then the new instances start concurrently and count once systemd
-// reports them ready. If one fails, every instance this call started is
-// stopped again and the count recorded before is recorded again. Then the
+// reports them ready. If one fails, the instances this call started above
+// the count recorded before are stopped again and that count is recorded
+// again; instances within it (one restarting after a crash, say) are left
+// to systemd, which was already restarting them. Then the
 // instances above n, or not numbered, are stopped one at a time, highest
 // first, each draining its requests. With n = 0 the socket keeps
 // listening, and its next connection starts instance 1.
@@ -46,7 +48,7 @@ func (h *Herd) Scale(ctx context.Context, want func(running int) (int, error), o
 	if err := h.persist(ctx, n, out); err != nil {
 		return err
 	}
-	if err := h.startAll(ctx, missing, out); err != nil {
+	if err := h.startAll(ctx, missing, snap.Enabled(), out); err != nil {
 		if perr := h.persist(context.WithoutCancel(ctx), snap.Enabled(), out); perr != nil {
 			fmt.Fprintf(out, "could not record the previous count again: %v\n", perr)
 		}
@@ -77,8 +79,9 @@ func extras(instances []Instance, n int) []string {
 }
 
 // startAll starts units concurrently and waits until each is ready. If any
-// fails, it stops again every unit it started and returns the failures.
-func (h *Herd) startAll(ctx context.Context, units []string, out io.Writer) error {
+// fails, it stops again every unit it started numbered above keep, the
+// count that was to run before, and returns the failures.
+func (h *Herd) startAll(ctx context.Context, units []string, keep int, out io.Writer) error {
 	var (
 		mu      sync.Mutex
 		failed  []error
@@ -110,7 +113,10 @@ func (h *Herd) startAll(ctx context.Context, units []string, out io.Writer) erro
 	if len(failed) == 0 {
 		return nil
 	}
-	h.rollback(ctx, started, out)
+	h.rollback(ctx, slices.DeleteFunc(started, func(u string) bool {
+		i := h.app.number(u)
+		return i >= 1 && i <= keep
+	}), out)
 	for _, err := range failed {
 		if errors.Is(err, ErrPermission) || errors.Is(err, ErrUnreachable) {
 			return err
