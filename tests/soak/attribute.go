@@ -90,18 +90,26 @@ func attribute(load string, failures []loadtest.Failure, ds []Death) []Failed {
 
 // explain finds the death a failure coincides with: under way at its
 // moment and ended within its window; the closest one, but the instance a
-// keep-alive connection last heard from first.
+// keep-alive connection last heard from first. A keep-alive request sent
+// on the connection of an instance that has just died is explained too if
+// it began within failedAfter of the death: the dead process held that
+// connection, and the client learns it is closed only when it uses it.
 func explain(f loadtest.Failure, ds []Death) *Death {
 	var best *Death
 	var bestGap time.Duration
 	for i := range ds {
 		d := &ds[i]
 		at, lead := d.moment()
-		if f.Start.After(at) || f.End.Before(at.Add(-lead)) || f.End.After(at.Add(failedAfter)) {
+		held := f.LastInstance != "" && d.Unit == "app@"+f.LastInstance+".service"
+		began := at
+		if held {
+			began = at.Add(failedAfter)
+		}
+		if f.Start.After(began) || f.End.Before(at.Add(-lead)) || f.End.After(at.Add(failedAfter)) {
 			continue
 		}
 		gap := f.End.Sub(at).Abs()
-		if f.LastInstance != "" && d.Unit == "app@"+f.LastInstance+".service" {
+		if held {
 			gap -= time.Hour // preferred over any other
 		}
 		if best == nil || gap < bestGap {

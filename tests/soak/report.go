@@ -148,8 +148,8 @@ func (r *Report) writeCauses(b *strings.Builder) {
 	for _, c := range causes {
 		fmt.Fprintf(b, "| %s | %d | %s / %s |\n", c, len(byCause[c]), widestGap(byCause[c], -1), widestGap(byCause[c], 1))
 	}
-	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after it: before the signal, when the soak knows it (its own `kill -9`, systemd's watchdog record), else %s before systemd recorded the death. Those windows cover %.0f%% of the run: the chance that a failure at a random moment would pass for explained.\n\n",
-		len(r.Deaths), signalLead, failedAfter, failedBefore, 100*r.Coverage)
+	fmt.Fprintf(b, "\n%d instance processes died while serving. A failed request is explained by a death when it was under way then and ended at most %s before or %s after it: before the signal, when the soak knows it (its own `kill -9`, systemd's watchdog record), else %s before systemd recorded the death; a keep-alive request may also have been sent up to %s after the death on a connection that instance answered last (the client learns it is closed only by using it). Those windows cover %.0f%% of the run: the chance that a failure at a random moment would pass for explained.\n\n",
+		len(r.Deaths), signalLead, failedAfter, failedBefore, failedAfter, 100*r.Coverage)
 }
 
 // writeFailures lists every failed request with its cause.
@@ -162,7 +162,11 @@ func (r *Report) writeFailures(b *strings.Builder) {
 			death = fmt.Sprintf("%s %s, %+dms", f.Death.Unit, f.Death.Exit, f.Failure.End.Sub(at).Milliseconds())
 		}
 		errText := strings.ReplaceAll(fmt.Sprint(f.Failure.Err), "|", "/")
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", f.Failure.End.Format("15:04:05.000"), f.Load,
+		load := f.Load
+		if f.Failure.LastInstance != "" {
+			load += ", last from app@" + f.Failure.LastInstance
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", f.Failure.End.Format("15:04:05.000"), load,
 			f.Failure.End.Sub(f.Failure.Start).Round(time.Millisecond), errText, failedCause(f), death)
 	}
 	b.WriteString("\n</details>\n\n")
