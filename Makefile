@@ -13,7 +13,7 @@ CONTRIB_MODULES := $(patsubst %/go.mod,%,$(wildcard contrib/*/go.mod))
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run demo docs package bench test test-short soak lint fuzz clean help
+.PHONY: all build run demo docs package bench test test-short soak test-packages clean-cache lint fuzz clean help
 
 all: build
 
@@ -65,6 +65,25 @@ soak:
 	cd tests && SOAK_DURATION=$(DURATION) SOAK_SEED=$(SEED) SOAK_REPORT=$(abspath $(REPORT)) \
 	  $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v .
 	@echo "report: $(REPORT)"
+
+## test-packages: piuparts on the .deb in a cached minimal Debian 12 chroot: install, purge, reinstall, remove, and an upgrade from the previous version, leaving nothing behind (root; network; PIUPARTS_CACHE=, see packaging/piuparts.sh)
+# Both versions are built from this tree (no release is tagged yet): two
+# numbers are enough for dpkg to upgrade and for the scripts to take their
+# upgrade branches.
+PREV_VERSION ?= 1.0.0
+TEST_VERSION ?= 1.1.0
+# piuparts tests packages of the machine's own architecture.
+DEB_ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+test-packages:
+	rm -rf dist/piuparts
+	$(MAKE) --no-print-directory package VERSION=$(PREV_VERSION) FORMATS=deb ARCHS=$(DEB_ARCH) DIST=dist/piuparts/old
+	$(MAKE) --no-print-directory package VERSION=$(TEST_VERSION) FORMATS=deb ARCHS=$(DEB_ARCH) DIST=dist/piuparts/new
+	PIUPARTS_LOGS=dist/piuparts ./packaging/piuparts.sh \
+	  dist/piuparts/old/$(APP)_$(PREV_VERSION)-1_$(DEB_ARCH).deb dist/piuparts/new/$(APP)_$(TEST_VERSION)-1_$(DEB_ARCH).deb
+
+## clean-cache: remove the base chroot make test-packages keeps (it is made again on the next run, and anyway after a week)
+clean-cache:
+	./packaging/piuparts.sh --clean-cache
 
 ## test-short: the fast tests only
 test-short:
