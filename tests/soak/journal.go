@@ -55,6 +55,12 @@ func parseJournal(out string) ([]record, error) {
 		}
 		str := func(k string) string { v, _ := m[k].(string); return v }
 		us, _ := strconv.ParseInt(str("__REALTIME_TIMESTAMP"), 10, 64)
+		// When the kernel queued the record to journald, not when journald
+		// got to it: on a busy machine journald falls seconds behind, and
+		// a death would seem to come after the failures it caused.
+		if src, err := strconv.ParseInt(str("_SOURCE_REALTIME_TIMESTAMP"), 10, 64); err == nil && src > 0 {
+			us = src
+		}
 		prio, _ := strconv.Atoi(str("PRIORITY"))
 		recs = append(recs, record{
 			At: time.UnixMicro(us), Unit: str("UNIT"), MessageID: str("MESSAGE_ID"), Invocation: str("INVOCATION_ID"),

@@ -170,3 +170,16 @@ func TestCoverage(t *testing.T) {
 		t.Fatalf("coverage %.4f, want %.4f", got, want)
 	}
 }
+
+// A record is dated when it was sent, where journald says so, not when
+// journald read it.
+func TestParseJournalSourceTime(t *testing.T) {
+	recs, err := parseJournal(`{"__REALTIME_TIMESTAMP":"3000000","_SOURCE_REALTIME_TIMESTAMP":"1000000","_PID":"1"}` + "\n" +
+		`{"__REALTIME_TIMESTAMP":"3000000","_PID":"1"}` + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []int64{recs[0].At.UnixMicro(), recs[1].At.UnixMicro()}; got[0] != 1000000 || got[1] != 3000000 {
+		t.Errorf("dated %v, want [1000000 3000000]", got)
+	}
+}
