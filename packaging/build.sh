@@ -58,6 +58,7 @@ for s in deb/postinst deb/prerm deb/postrm rpm/post rpm/preun rpm/postun; do
 	chmod 0755 "$STAGE/$s"
 done
 cp packaging/doc/copyright "$STAGE/copyright"
+cp LICENSE "$STAGE/LICENSE"
 # The Node package (contrib/node) as npm packs it: package.json and the
 # files its "files" field lists. Node apps use it from /usr/lib/$APP/node.
 mkdir -p "$STAGE/node"
@@ -68,6 +69,10 @@ done
 date=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
 printf '%s (%s-1) unstable; urgency=medium\n\n  * unitkit %s.\n\n -- unitkit maintainers <maintainers@unitkit.invalid>  %s\n' \
 	"$APP" "$VERSION" "$VERSION" "$date" | gzip -9n >"$STAGE/changelog.gz"
+# The same entry as the .rpm's %changelog, in nfpm's changelog format; its
+# version is the package's version-release (release 1, as in nfpm.yaml).
+printf -- '- semver: "%s-1"\n  date: %s\n  packager: unitkit maintainers <maintainers@unitkit.invalid>\n  changes:\n    - note: unitkit %s.\n' \
+	"$VERSION" "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)" "$VERSION" >"$STAGE/changelog.yaml"
 
 export SOURCE_DATE_EPOCH CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 go run -ldflags "-X github.com/unitkit/unitkit/internal/cli.defaultApp=$APP" ./internal/docgen -out "$STAGE/docs"
@@ -77,7 +82,11 @@ for m in "$STAGE"/docs/man1/*.1; do
 	gzip -9n <"$m" >"$STAGE/man1/$(basename "$m").gz"
 done
 cp "$STAGE"/docs/completions/* "$STAGE/completions/"
-
+# The .rpm's man page entries (nfpm.yaml's @RPM_MAN_PAGES@), one per page:
+# nfpm marks single files only as documentation.
+for m in "$STAGE"/man1/*.1.gz; do
+	printf '  - src: %s\n    dst: /usr/share/man/man1/%s\n    type: doc\n    file_info: {mode: 0644}\n' "$m" "$(basename "$m")"
+done >"$STAGE/rpm-man-pages.yaml"
 
 for arch in $ARCHS; do
 	BUILD=$DIST/build/$APP/$arch
@@ -85,11 +94,16 @@ for arch in $ARCHS; do
 	GOARCH=$arch go build -trimpath -ldflags "-s -w -buildid= -X main.version=$VERSION" -o "$BUILD/$APP" "$WORKER"
 	GOARCH=$arch go build -trimpath -ldflags "-s -w -buildid= -X github.com/unitkit/unitkit/internal/cli.defaultApp=$APP" \
 		-o "$BUILD/${APP}ctl" ./cmd/appctl
-	# nfpm expands variables only in some fields: render them all here.
-	sed -e "s|\${APP}|$APP|g" -e "s|\${ARCH}|$arch|g" -e "s|\${VERSION}|$VERSION|g" \
-		-e "s|\${STAGE}|$STAGE|g" -e "s|\${BUILD}|$BUILD|g" nfpm.yaml >"$STAGE/nfpm-$arch.yaml"
 	for f in $FORMATS; do
-		go tool nfpm package --config "$STAGE/nfpm-$arch.yaml" --packager "$f" --target "$DIST/" | grep -v '^using ' || true
+		changelog='' pages=/dev/null
+		if [ "$f" = rpm ]; then
+			changelog=$STAGE/changelog.yaml pages=$STAGE/rpm-man-pages.yaml
+		fi
+		# nfpm expands variables only in some fields: render them all here.
+		sed -e "s|\${APP}|$APP|g" -e "s|\${ARCH}|$arch|g" -e "s|\${VERSION}|$VERSION|g" \
+			-e "s|\${STAGE}|$STAGE|g" -e "s|\${BUILD}|$BUILD|g" -e "s|\${CHANGELOG}|$changelog|g" \
+			-e "/@RPM_MAN_PAGES@/r $pages" -e "/@RPM_MAN_PAGES@/d" nfpm.yaml >"$STAGE/nfpm-$arch-$f.yaml"
+		go tool nfpm package --config "$STAGE/nfpm-$arch-$f.yaml" --packager "$f" --target "$DIST/" | grep -v '^using ' || true
 	done
 done
 ls -l "$DIST"/*.deb "$DIST"/*.rpm 2>/dev/null | awk '{print $5, $9}'
