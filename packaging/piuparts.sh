@@ -165,6 +165,7 @@ set -- \
 # empty package that only depends on systemd reports the same six
 # (docs/decisions.md, "piuparts"). Exact directories: a file of ours
 # inside one still fails the test. ':' has piuparts log each one it skips.
+IGNORED=
 for ignore in \
 	/var/lib/private/ \
 	/var/cache/private/ \
@@ -173,7 +174,7 @@ for ignore in \
 	/var/lib/systemd/pstore/ \
 	/root/.ssh/; do
 	set -- "$@" -i ":$ignore"
-	IGNORED="${IGNORED:-}${IGNORED:+ }$ignore"
+	IGNORED="$IGNORED${IGNORED:+ }$ignore"
 done
 # /var/lib/private/, /var/cache/private/, /var/log/private/: systemd.conf,
 #    "d ... 0700", the roots of DynamicUser= services' state, cache and
