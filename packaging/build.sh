@@ -43,11 +43,14 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/unit" "$STAGE/deb" "$STAGE/rpm"
 
 # rename FILE OUT: the file with the service's name in place of "app" in
-# unit names, paths, the command (appctl) and the operator group.
+# unit names, paths, the command (appctl) and the operator group; appctl's
+# --app flag keeps its name.
 rename() {
-	sed -E "s/\bapp([.@-]|ctl\b|\b)/$APP\1/g" "$1" >"$2"
+	sed -E -e "s/\bapp([.@-]|ctl\b|\b)/$APP\1/g" -e "s/--$APP\b/--app/g" "$1" >"$2"
 }
-for u in unit/app*; do
+# The service's units, and contrib/prometheus's timer that writes its
+# systemd metrics for node_exporter (shipped disabled).
+for u in unit/app* contrib/prometheus/app-metrics.service contrib/prometheus/app-metrics.timer; do
 	rename "$u" "$STAGE/unit/$(basename "$u" | sed "s/^app/$APP/")"
 done
 rename packaging/default.env "$STAGE/default"

@@ -145,6 +145,20 @@ func TestPackageLifecycle(t *testing.T) {
 	if failed := h.systemctl("list-units", "--failed", "--plain", "--no-legend"); failed != "" {
 		t.Errorf("failed units after install: %s", failed)
 	}
+	// contrib/prometheus's timer ships disabled and stopped, until an
+	// operator enables it; enabled, it must outlive the upgrades, stop on
+	// remove and leave nothing after purge (removeAndPurge).
+	for unit, state := range map[string]string{"app-metrics.timer": "disabled", "app-metrics.service": "static"} {
+		if p := h.show(unit, "UnitFileState", "ActiveState"); p["UnitFileState"] != state || p["ActiveState"] != "inactive" {
+			t.Errorf("after install %s is %v, want it %s and inactive", unit, p, state)
+		}
+	}
+	h.s.MustRun(t, "mkdir", "-p", "/var/lib/prometheus/node-exporter")
+	h.systemctl("enable", "--now", "app-metrics.timer")
+	h.waitFor("app-metrics.service writing app.prom", 10*time.Second, func() bool {
+		_, err := h.s.ReadFile("/var/lib/prometheus/node-exporter/app.prom")
+		return err == nil
+	})
 	// Both settings must outlive an upgrade: the memory limit in the
 	// conffile, and the autoscaler (MIN = MAX, so that it keeps the count
 	// the checks below expect).
@@ -178,6 +192,9 @@ func TestPackageLifecycle(t *testing.T) {
 		t.Errorf("the listening socket changed during the upgrade: inode %s → %s", inode, now)
 	}
 	h.waitJournal("app@1.service", "MEMORY_LIMIT=268435456")
+	if p := h.show("app-metrics.timer", "UnitFileState", "ActiveState"); p["UnitFileState"] != "enabled" || p["ActiveState"] != "active" {
+		t.Errorf("after the upgrade app-metrics.timer is %v, want it enabled and active as the operator left it", p)
+	}
 	if p := h.show(controller, "ActiveState", "MainPID", "UnitFileState"); p["ActiveState"] != "active" || p["MainPID"] == controllerPID || p["UnitFileState"] != "enabled" {
 		t.Errorf("after the upgrade the autoscaler is %v (was PID %s): want it active, restarted onto the new binary, enabled", p, controllerPID)
 	}
@@ -246,7 +263,7 @@ func (h *herd) removeAndPurge() {
 	if out, code := h.run("apt-get", "remove", "-y", "app"); code != 0 {
 		t.Fatalf("remove: exit %d\n%s", code, out)
 	}
-	for _, unit := range []string{"app.socket", "app@1.service", "app@4.service"} {
+	for _, unit := range []string{"app.socket", "app@1.service", "app@4.service", "app-metrics.timer"} {
 		if st := h.show(unit, "ActiveState")["ActiveState"]; st != "inactive" {
 			t.Errorf("after remove %s is %s", unit, st)
 		}
