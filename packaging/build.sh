@@ -106,7 +106,14 @@ for arch in $ARCHS; do
 		sed -e "s|\${APP}|$APP|g" -e "s|\${ARCH}|$arch|g" -e "s|\${VERSION}|$VERSION|g" \
 			-e "s|\${STAGE}|$STAGE|g" -e "s|\${BUILD}|$BUILD|g" -e "s|\${CHANGELOG}|$changelog|g" \
 			-e "/@RPM_MAN_PAGES@/r $pages" -e "/@RPM_MAN_PAGES@/d" nfpm.yaml >"$STAGE/nfpm-$arch-$f.yaml"
-		go tool nfpm package --config "$STAGE/nfpm-$arch-$f.yaml" --packager "$f" --target "$DIST/" | grep -v '^using ' || true
+		# nfpm's "using ..." lines are noise; its errors are not, and its
+		# exit status must survive the filter.
+		if ! out=$(go tool nfpm package --config "$STAGE/nfpm-$arch-$f.yaml" --packager "$f" --target "$DIST/" 2>&1); then
+			printf '%s\n' "$out" >&2
+			echo "build.sh: nfpm could not build the $f package for $arch (above)" >&2
+			exit 1
+		fi
+		printf '%s\n' "$out" | grep -v '^using ' || true
 	done
 done
 ls -l "$DIST"/*.deb "$DIST"/*.rpm 2>/dev/null | awk '{print $5, $9}'

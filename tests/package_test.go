@@ -274,6 +274,10 @@ func (h *herd) removeAndPurge() {
 	if _, err := h.s.ReadFile("/etc/default/app"); err != nil {
 		t.Errorf("remove took the conffile: %v", err)
 	}
+	// What appctl import writes from a PM2 ecosystem file: configuration
+	// the purge must take too.
+	h.must(h.s.WriteFile("/etc/systemd/system/app@.service.d/50-import.conf", []byte("[Service]\nEnvironment=NODE_ENV=production\n"), 0o644))
+	h.must(h.s.WriteFile("/etc/systemd/system/app.socket.d/50-import.conf", []byte("[Socket]\nListenStream=\nListenStream=3000\n"), 0o644))
 	if out, code := h.run("apt-get", "purge", "-y", "app"); code != 0 {
 		t.Fatalf("purge: exit %d\n%s", code, out)
 	}
