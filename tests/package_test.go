@@ -22,37 +22,48 @@ type release struct{ app, version, worker string }
 
 var (
 	builtMu sync.Mutex
-	built   = map[release]string{}
+	built   = map[builtKey]string{}
 )
+
+// builtKey names a package built for the tests: a release in a format.
+type builtKey struct {
+	r      release
+	format string
+}
 
 // buildDeb builds (once per test binary) the amd64 .deb of r and returns
 // its path on the host.
-func buildDeb(t *testing.T, r release) string {
+func buildDeb(t *testing.T, r release) string { return buildPackage(t, r, "deb") }
+
+// buildPackage builds (once per test binary) r's amd64 package in format
+// (deb or rpm) and returns its path on the host.
+func buildPackage(t *testing.T, r release, format string) string {
 	t.Helper()
 	builtMu.Lock()
 	defer builtMu.Unlock()
-	if p, ok := built[r]; ok {
+	key := builtKey{r, format}
+	if p, ok := built[key]; ok {
 		return p
 	}
 	dist := t.TempDir()
-	if err := buildPackages(dist, r, "amd64", "deb", "1700000000"); err != nil {
+	if err := buildPackages(dist, r, "amd64", format, "1700000000"); err != nil {
 		t.Fatal(err)
 	}
-	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("built %v", debs)
+	pkgs, _ := filepath.Glob(filepath.Join(dist, "*."+format))
+	if len(pkgs) != 1 {
+		t.Fatalf("built %v, want one .%s", pkgs, format)
 	}
 	// t.TempDir goes with the test; keep the package for later tests in
 	// the directory TestMain removes.
-	keep, err := os.MkdirTemp(packageCache, "pkg")
+	keep, err := os.MkdirTemp(packageCache, format)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(keep, filepath.Base(debs[0]))
-	if err := os.Rename(debs[0], p); err != nil {
+	p := filepath.Join(keep, filepath.Base(pkgs[0]))
+	if err := os.Rename(pkgs[0], p); err != nil {
 		t.Fatal(err)
 	}
-	built[r] = p
+	built[key] = p
 	return p
 }
 

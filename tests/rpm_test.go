@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -20,40 +19,9 @@ import (
 // distributions use.
 const rpmDB = "/var/lib/rpm"
 
-// builtRPM caches the packages buildRPM built, under builtMu (shared with
-// buildDeb, whose cache has the same keys).
-var builtRPM = map[release]string{}
-
 // buildRPM builds (once per test binary) the x86_64 .rpm of r and returns
 // its path on the host.
-func buildRPM(t *testing.T, r release) string {
-	t.Helper()
-	builtMu.Lock()
-	defer builtMu.Unlock()
-	if p, ok := builtRPM[r]; ok {
-		return p
-	}
-	dist := t.TempDir()
-	if err := buildPackages(dist, r, "amd64", "rpm", "1700000000"); err != nil {
-		t.Fatal(err)
-	}
-	rpms, _ := filepath.Glob(filepath.Join(dist, "*.rpm"))
-	if len(rpms) != 1 {
-		t.Fatalf("built %v, want one .rpm", rpms)
-	}
-	// t.TempDir goes with the test; keep the package for later tests in
-	// the directory TestMain removes.
-	keep, err := os.MkdirTemp(packageCache, "rpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(keep, filepath.Base(rpms[0]))
-	if err := os.Rename(rpms[0], p); err != nil {
-		t.Fatal(err)
-	}
-	builtRPM[r] = p
-	return p
-}
+func buildRPM(t *testing.T, r release) string { return buildPackage(t, r, "rpm") }
 
 // rpm runs Debian's rpm in the sandbox on the sandbox's own database and
 // returns its combined output and exit code.
