@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -127,5 +128,98 @@ func TestRemoteConnectErrors(t *testing.T) {
 	t.Log(err)
 	if !errors.Is(err, remote.ErrUnreachable) || !strings.Contains(err.Error(), "systemd-stdio-bridge is not installed") {
 		t.Errorf("without the bridge: %v", err)
+	}
+}
+
+// appctl -H as an operator runs it: on a machine of its own (a sandbox
+// linked to two hosts), with its key and known_hosts in root's ~/.ssh and
+// no ssh options, against two hosts with the herd installed and sshd.
+func TestRemoteAppctl(t *testing.T) {
+	key := newSSHKey(t)
+	op := &herd{t: t, s: sandbox.New(t)}
+	hosts := []*herd{newHerd(t), newHerd(t)}
+	known := map[string]string{}
+	dest := make([]string, len(hosts))
+	for i, h := range hosts {
+		op.must(sandbox.Link(t.Context(), op.s, lbAddrs[i], h.s, hostAddrs[i]))
+		known[hostAddrs[i]] = h.startSSHD(t, key.public)
+		dest[i] = "root@" + hostAddrs[i]
+	}
+	op.must(op.s.CopyFile(filepath.Join(binDir, "appctl"), "/usr/bin/appctl", 0o755))
+	op.must(op.s.CopyFile(key.private, "/root/.ssh/id_ed25519", 0o600))
+	op.must(op.s.WriteFile("/root/.ssh/known_hosts", []byte(knownHosts(known)), 0o644))
+
+	appctl := func(want int, args ...string) string {
+		t.Helper()
+		out, code := op.appctl(args...)
+		if code != want {
+			t.Fatalf("appctl %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, want, out)
+		}
+		return out
+	}
+	appctl(0, "-H", dest[0], "scale", "2")
+	appctl(0, "-H", dest[1], "scale", "1")
+	if out := hosts[0].systemctl("is-active", "app@1.service", "app@2.service"); out != "active\nactive\n" {
+		t.Fatalf("host 1 after scale 2 there: %q", out)
+	}
+
+	table := appctl(0, "-H", dest[0], "-H", dest[1], "status")
+	for _, want := range []string{"HOST ", dest[0] + "  app.socket", dest[0] + "  app@2", dest[1] + "  app@1", dest[1] + ": 1 instances: 1 running"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("status lacks %q:\n%s", want, table)
+		}
+	}
+	var all []struct {
+		Host    string `json:"host"`
+		Summary struct {
+			Running int `json:"running"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(appctl(0, "-H", dest[0]+","+dest[1], "status", "--json")), &all); err != nil ||
+		len(all) != 2 || all[0].Host != dest[0] || all[0].Summary.Running != 2 || all[1].Host != dest[1] || all[1].Summary.Running != 1 {
+		t.Fatalf("status --json: %+v, %v", all, err)
+	}
+
+	// -n counts journalctl's records before they are narrowed to the
+	// service's: the last 5 of a host that was just logged in to are
+	// PID 1's messages about the ssh session, hence 200.
+	logs := appctl(0, "-H", dest[0]+","+dest[1], "logs", "-n", "200", "-o", "json")
+	seen, last := map[string]int{}, ""
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var r struct{ Host, Time string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("logs: %q: %v", line, err)
+		}
+		if r.Time < last {
+			t.Errorf("logs not in time order at %q:\n%s", line, logs)
+		}
+		seen[r.Host]++
+		last = r.Time
+	}
+	if seen[dest[0]] == 0 || seen[dest[1]] == 0 || len(seen) != 2 {
+		t.Errorf("logs -n 200 from two hosts: %v\n%s", seen, logs)
+	}
+	if text := appctl(0, "-H", dest[0]+","+dest[1], "logs", "-n", "200"); !strings.Contains(text, dest[0]+" ") || !strings.Contains(text, dest[1]+" ") {
+		t.Errorf("logs text without both hosts:\n%s", text)
+	}
+
+	if out := appctl(1, "-H", "root@192.0.2.99", "status"); !strings.Contains(out, "root@192.0.2.99: host unreachable") {
+		t.Errorf("unreachable host:\n%s", out)
+	}
+	if out := appctl(1, "--app", "shop", "-H", dest[0], "status"); !strings.Contains(out, dest[0]+": appctl: not installed: shop.socket") {
+		t.Errorf("service not installed:\n%s", out)
+	}
+	if out := appctl(2, "-H", "-oProxyCommand=touch /tmp/injected", "status"); !strings.Contains(out, "Try '") {
+		t.Errorf("option as host:\n%s", out)
+	}
+	if _, err := op.s.ReadFile("/tmp/injected"); err == nil {
+		t.Error("-H ran ssh's ProxyCommand")
+	}
+	hosts[1].must(hosts[1].s.WriteFile("/root/.ssh/authorized_keys", []byte(newSSHKey(t).public+"\n"), 0o600))
+	if out := appctl(1, "-H", dest[0]+","+dest[1], "scale", "1"); !strings.Contains(out, dest[1]+": permission denied") {
+		t.Errorf("key refused:\n%s", out)
+	}
+	if out := hosts[0].systemctl("is-active", "app@1.service"); out != "active\n" {
+		t.Errorf("host 1 after scale 1 there: %q", out)
 	}
 }

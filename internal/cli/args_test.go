@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/unitkit/unitkit/internal/herd"
 	"github.com/unitkit/unitkit/internal/journal"
+	"github.com/unitkit/unitkit/internal/remote"
 )
 
 // errReached is what the tests' system answers: the command got past its
@@ -28,11 +30,12 @@ type outcome struct {
 	code           int
 	connects       int // calls to connect: systemd would have been asked
 	streams        int // calls to stream: the journal would have been read
+	remotes        int // calls to run: another host would have been asked
 	stdout, stderr string
 }
 
 // reached reports whether the run got as far as systemd or the journal.
-func (r outcome) reached() bool { return r.connects+r.streams > 0 }
+func (r outcome) reached() bool { return r.connects+r.streams+r.remotes > 0 }
 
 // runOffline runs appctl with args and env against a system that counts
 // what it is asked and answers errReached: no D-Bus, no journal, and no
@@ -48,6 +51,10 @@ func runOffline(env map[string]string, args []string) outcome {
 			stream:  func(context.Context, io.Writer, journal.Options) error { r.streams++; return errReached },
 			lookPath: func(string) (string, error) {
 				return "", exec.ErrNotFound
+			},
+			run: func(context.Context, remote.Host, []string, io.Writer, io.Writer) error {
+				r.remotes++
+				return errReached
 			},
 		},
 	}
@@ -184,7 +191,8 @@ func FuzzArgs(f *testing.F) {
 		"metrics\x00--textfile\x00/x/a.prom", "autoscale\x001-4\x00--cpu\x0050", "autoscale\x00off",
 		"import\x00eco.json\x00--dry-run\x00--writable\x00uploads", "--app\x00shop\x00stop",
 		"persist\x003", "autoscaler\x000-8:cpu50:window30s:queue16", "backoff\x00app@1.service",
-		"help\x00scale", "completion\x00bash", "--help", "scale\x00--\x00-3", "__complete\x00scale\x00",
+		"help\x00scale", "completion\x00bash", "-H\x00h1\x00status", "-H\x00root@h1,h2\x00logs\x00-n\x005",
+		"-H\x00-oProxyCommand=x\x00stop", "--host=h1\x00scale\x00--\x00-1", "--help", "scale\x00--\x00-3", "__complete\x00scale\x00",
 	} {
 		f.Add(seed)
 	}
@@ -207,7 +215,12 @@ type call struct {
 	withPos bool
 	app     string // "" for the default
 	maxEnv  string // "" for unset
+	host    string // the -H value, "" for none
 }
+
+// fuzzHosts are the -H values FuzzVerbs gives (FuzzArgs and
+// remote.FuzzParseHost try arbitrary ones).
+var fuzzHosts = []string{"", "h1", "root@192.0.2.1,h2", "-oProxyCommand=id", "a b", "", "h1,", "::1"}
 
 // verbSpec is a verb and the flags FuzzVerbs gives it.
 type verbSpec struct {
@@ -229,6 +242,9 @@ func (c call) args() []string {
 	if c.app != "" {
 		a = append(a, "--app="+c.app)
 	}
+	if c.host != "" {
+		a = append(a, "-H", c.host)
+	}
 	a = append(a, c.verb.name)
 	if c.flag != "" {
 		a = append(a, "--"+c.flag+"="+c.val)
@@ -244,6 +260,7 @@ const (
 	wantUsage   = "usage"
 	wantSystemd = "systemd"
 	wantJournal = "journal"
+	wantRemote  = "remote"
 )
 
 // The grammar of the command line as the man page gives it, written apart
@@ -258,8 +275,33 @@ var (
 	instanceRE = `^(%s@)?[1-9][0-9]*(\.service)?$`
 )
 
-// expect is where c should end, by the grammar.
+// expect is where c should end, by the grammar: with -H, a valid call of
+// a verb that takes it ends at the remote host instead.
 func (c call) expect() string {
+	want := c.expectHere()
+	if c.host == "" || want == wantUsage {
+		return want
+	}
+	hosts := strings.Split(c.host, ",")
+	for _, h := range hosts {
+		if !hostRE.MatchString(h) && net.ParseIP(strings.TrimPrefix(h, "root@")) == nil {
+			return wantUsage
+		}
+	}
+	switch {
+	case c.verb.name == "persist" || c.verb.name == "autoscaler":
+		return wantUsage
+	case c.verb.name == "top" && len(hosts) > 1:
+		return wantUsage
+	}
+	return wantRemote
+}
+
+// hostRE is a [user@]host with a DNS name.
+var hostRE = regexp.MustCompile(`^([a-z_][a-z0-9_.-]*@)?[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)
+
+// expectHere is where c should end on this machine, by the grammar.
+func (c call) expectHere() string {
 	app := c.app
 	if app == "" {
 		app = "app"
@@ -478,7 +520,7 @@ func FuzzVerbs(f *testing.F) {
 	f.Add(uint8(12), uint8(0), "", "app@1.service", true, "", "")
 	f.Fuzz(func(t *testing.T, verb, flag uint8, val, pos string, withPos bool, app, maxEnv string) {
 		v := fuzzVerbs[int(verb)%len(fuzzVerbs)]
-		c := call{verb: v, val: val, pos: pos, withPos: withPos, app: app, maxEnv: maxEnv}
+		c := call{verb: v, val: val, pos: pos, withPos: withPos, app: app, maxEnv: maxEnv, host: fuzzHosts[int(verb)/16%len(fuzzHosts)]}
 		if k := int(flag) % (len(v.flags) + 1); k < len(v.flags) {
 			c.flag = v.flags[k]
 		}
@@ -491,6 +533,8 @@ func FuzzVerbs(f *testing.F) {
 		checkOutcome(t, args, r)
 		got := wantUsage
 		switch {
+		case r.remotes > 0:
+			got = wantRemote
 		case r.connects > 0:
 			got = wantSystemd
 		case r.streams > 0:

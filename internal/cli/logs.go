@@ -55,6 +55,9 @@ group.`,
 				}
 				jo.Instance = strings.TrimSuffix(strings.TrimPrefix(unit, app.Name()+"@"), ".service")
 			}
+			if len(o.hosts) > 0 {
+				return o.onHosts(cmd)
+			}
 			jo.App, jo.Stderr = app.Name(), o.stderr
 			f, isFile := o.stdout.(*os.File)
 			jo.Color = !jo.JSON && isFile && term.IsTerminal(int(f.Fd()))

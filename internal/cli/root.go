@@ -16,6 +16,7 @@ import (
 
 	"github.com/unitkit/unitkit/internal/herd"
 	"github.com/unitkit/unitkit/internal/journal"
+	"github.com/unitkit/unitkit/internal/remote"
 )
 
 // Exit codes.
@@ -50,21 +51,25 @@ type system struct {
 	connect  func(context.Context, herd.App) (*herd.Herd, error)     // herd.Connect
 	stream   func(context.Context, io.Writer, journal.Options) error // journal.Stream
 	lookPath func(string) (string, error)                            // exec.LookPath
+	// run runs a command line on another host (remote.Dialer.Run).
+	run func(ctx context.Context, h remote.Host, argv []string, stdout, stderr io.Writer) error
 }
 
 // hostSystem is the machine appctl runs on.
 func hostSystem() system {
-	return system{connect: herd.Connect, stream: journal.Stream, lookPath: exec.LookPath}
+	return system{connect: herd.Connect, stream: journal.Stream, lookPath: exec.LookPath, run: remote.Dialer{}.Run}
 }
 
 // options are the flags every command shares, and what the commands
 // reach.
 type options struct {
-	app    string
-	stdout io.Writer
-	stderr io.Writer
-	env    env
-	sys    system
+	app       string
+	hostFlags []string      // the -H values as given
+	hosts     []remote.Host // parsed; none for this machine
+	stdout    io.Writer
+	stderr    io.Writer
+	env       env
+	sys       system
 }
 
 // Main runs appctl with args and returns its exit status.
@@ -113,6 +118,16 @@ its PM2 ecosystem file.
 It runs as root, or as a member of the operator group that the polkit rule
 shipped with the service allows to manage that service's units and no other.
 
+With -H [user@]host it operates the service on another machine instead,
+as systemctl -H does: through ssh with your own keys, agent and
+known_hosts (never a prompt), running that host's appctl. -H may be given
+several times or as a comma-separated list: status then prints one table
+with a HOST column (--json: an array, each entry with its "host"), logs
+interleaves the hosts' records, and scale, reload, restart, start, stop,
+metrics and autoscale run on each host in turn and stop at the first that
+fails; top takes one host, and import, persist, autoscaler and backoff run
+only on the host itself. Errors name their host.
+
 Environment: APPCTL_APP names the service (default app), like --app;
 APPCTL_MAX_INSTANCES is the default of scale --limit (64).
 
@@ -120,9 +135,14 @@ Exit status: 0 on success, 1 when an operation failed (an instance did not
 become ready, permission denied, systemd unreachable, service not installed),
 2 for a usage error (bad count, unknown instance, bad flag); a usage error
 changes nothing.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		PersistentPreRunE: o.validateApp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validateApp(cmd, args); err != nil {
+				return err
+			}
+			return o.validateHosts(cmd)
+		},
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError(fmt.Errorf("unknown command %q", args[0]))
@@ -131,6 +151,7 @@ changes nothing.`,
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.PersistentFlags().StringArrayVarP(&o.hostFlags, "host", "H", nil, hostHelp)
 	root.PersistentFlags().StringVar(&o.app, "app", "", "the service to operate (env APPCTL_APP, default \""+defaultApp+"\")")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -166,6 +187,9 @@ func (o *options) connect(ctx context.Context) (*herd.Herd, error) {
 // withHerd connects to systemd for the chosen service, runs fn, and
 // disconnects.
 func (o *options) withHerd(cmd *cobra.Command, fn func(*herd.Herd) error) error {
+	if len(o.hosts) > 0 {
+		return o.onHosts(cmd)
+	}
 	h, err := o.connect(cmd.Context())
 	if err != nil {
 		return err
@@ -203,6 +227,10 @@ func hintFor(err error) string {
 		return "hint: run as root, or as a member of the service's operator group (see the polkit rule shipped with it, e.g. /usr/share/polkit-1/rules.d/50-app-operators.rules)"
 	case errors.Is(err, herd.ErrUnreachable):
 		return "hint: appctl needs systemd as PID 1 and the system D-Bus; on a machine without them, try make demo"
+	case errors.Is(err, remote.ErrPermission):
+		return "hint: -H logs in with ssh as you would (keys, agent, ~/.ssh/config); check that ssh HOST true works without a prompt"
+	case errors.Is(err, remote.ErrUnreachable):
+		return "hint: -H needs ssh to reach the host, its key in your known_hosts, and the service's package there"
 	case errors.Is(err, herd.ErrNotInstalled):
 		return "hint: install the service's package, or choose another service with --app or APPCTL_APP"
 	}

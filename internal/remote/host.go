@@ -1,7 +1,9 @@
-// Package remote is appctl's transport to another machine: systemd's D-Bus
-// API reached through "ssh [user@]host systemd-stdio-bridge", the
-// convention systemctl -H follows, with the operator's own ssh keys,
-// agent and known_hosts. Nothing new listens on the remote machine.
+// Package remote is appctl's transport to other machines: plain ssh with
+// the operator's own keys, agent and known_hosts, nothing new listening on
+// the remote side. Dialer.Run runs a command line there (appctl -H runs
+// the host's own appctl: see docs/decisions.md); Dialer.Systemd reaches
+// systemd's D-Bus API through "ssh host systemd-stdio-bridge", the
+// convention systemctl -H follows.
 //
 // Host names come from the command line and end up in ssh's argv, so they
 // are checked strictly (ParseHosts) before anything runs, and ssh is given

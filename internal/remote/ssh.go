@@ -135,24 +135,32 @@ func (p *process) Close() error {
 // names the host and says why, from what ssh wrote.
 func (p *process) explain(err error) error {
 	p.Close()
-	msg := lastLine(p.stderr.String())
-	var ee *exec.ExitError
 	code := 0
+	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
 		code = ee.ExitCode()
 	}
+	msg := lastLine(p.stderr.String())
+	if code == 127 || strings.Contains(strings.ToLower(msg), "not found") {
+		return fmt.Errorf("%s: %w: %s is not installed there (it comes with systemd): %s", p.host, ErrUnreachable, Bridge, msg)
+	}
+	if code == 255 || msg != "" {
+		return classify(p.host, msg, code)
+	}
+	return fmt.Errorf("%s: %w: D-Bus over ssh: %v", p.host, ErrUnreachable, err)
+}
+
+// classify turns ssh's last message (it exits with 255 when it fails)
+// into an error naming the host.
+func classify(h Host, msg string, code int) error {
 	low := strings.ToLower(msg)
 	switch {
 	case strings.Contains(low, "permission denied"):
-		return fmt.Errorf("%s: %w: %s (is your key in the remote ~/.ssh/authorized_keys?)", p.host, ErrPermission, msg)
+		return fmt.Errorf("%s: %w: %s (is your key in the remote ~/.ssh/authorized_keys?)", h, ErrPermission, msg)
 	case strings.Contains(low, "host key verification failed"):
-		return fmt.Errorf("%s: %w: %s (connect once with ssh to check and record its key in known_hosts)", p.host, ErrUnreachable, msg)
-	case code == 127 || strings.Contains(low, "not found"):
-		return fmt.Errorf("%s: %w: %s is not installed there (it comes with systemd): %s", p.host, ErrUnreachable, Bridge, msg)
-	case code == 255 || msg != "":
-		return fmt.Errorf("%s: %w: %s", p.host, ErrUnreachable, nonEmpty(msg, "ssh failed"))
+		return fmt.Errorf("%s: %w: %s (connect once with ssh to check and record its key in known_hosts)", h, ErrUnreachable, msg)
 	}
-	return fmt.Errorf("%s: %w: D-Bus over ssh: %v", p.host, ErrUnreachable, err)
+	return fmt.Errorf("%s: %w: %s", h, ErrUnreachable, nonEmpty(msg, fmt.Sprintf("ssh failed (exit status %d)", code)))
 }
 
 func nonEmpty(s, def string) string {
