@@ -52,6 +52,11 @@ func (h *herd) startSSHD(t *testing.T, pubKey string) string {
 	h.s.MustRun(t, "ssh-keygen", "-A")
 	h.s.MustRun(t, "mkdir", "-p", "-m", "0700", "/root/.ssh")
 	h.must(h.s.WriteFile("/root/.ssh/authorized_keys", []byte(pubKey+"\n"), 0o600))
+	// sshd runs commands through root's shell, and Debian's bash reads
+	// ~/.bashrc even for them: use Debian's default one rather than the
+	// one the sandbox inherits from the system below it, which may take
+	// seconds per command or print.
+	h.s.MustRun(t, "cp", "/etc/skel/.bashrc", "/root/.bashrc")
 	// Booted to basic.target, the sandbox still has /run/nologin, which
 	// systemd-user-sessions removes on a booted host: logins then print
 	// "System is booting up" into every command's output.
