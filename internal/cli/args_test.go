@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,18 +43,22 @@ func (r outcome) reached() bool { return r.connects+r.streams+r.remotes > 0 }
 // program in $PATH.
 func runOffline(env map[string]string, args []string) outcome {
 	var stdout, stderr bytes.Buffer
-	var r outcome
+	var (
+		r  outcome
+		mu sync.Mutex // logs asks several hosts at once
+	)
+	count := func(n *int) { mu.Lock(); *n++; mu.Unlock() }
 	o := &options{
 		stdout: &stdout, stderr: &stderr,
 		env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		sys: system{
-			connect: func(context.Context, herd.App) (*herd.Herd, error) { r.connects++; return nil, errReached },
-			stream:  func(context.Context, io.Writer, journal.Options) error { r.streams++; return errReached },
+			connect: func(context.Context, herd.App) (*herd.Herd, error) { count(&r.connects); return nil, errReached },
+			stream:  func(context.Context, io.Writer, journal.Options) error { count(&r.streams); return errReached },
 			lookPath: func(string) (string, error) {
 				return "", exec.ErrNotFound
 			},
 			run: func(context.Context, remote.Host, []string, io.Writer, io.Writer) error {
-				r.remotes++
+				count(&r.remotes)
 				return errReached
 			},
 		},

@@ -46,11 +46,12 @@ func (o *options) logsOnHosts(cmd *cobra.Command) error {
 		}
 		return writeRecord(o.stdout, r, output == "json")
 	}
+	stderr := &lockedWriter{w: o.stderr} // the hosts' lines, one at a time
 	for i, h := range o.hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = o.hostRecords(cmd, h, argv, emit)
+			errs[i] = o.hostRecords(cmd, h, argv, stderr, emit)
 		}()
 	}
 	wg.Wait()
@@ -66,8 +67,9 @@ func (o *options) logsOnHosts(cmd *cobra.Command) error {
 	return errors.Join(errs...)
 }
 
-// hostRecords runs logs on h and passes each record to emit.
-func (o *options) hostRecords(cmd *cobra.Command, h remote.Host, argv []string, emit func(hostRecord) error) error {
+// hostRecords runs logs on h, passes each record to emit and writes h's
+// standard error, prefixed with its name, to stderr.
+func (o *options) hostRecords(cmd *cobra.Command, h remote.Host, argv []string, stderr io.Writer, emit func(hostRecord) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -88,7 +90,7 @@ func (o *options) hostRecords(cmd *cobra.Command, h remote.Host, argv []string, 
 		_, _ = io.Copy(io.Discard, pr)
 		done <- err
 	}()
-	err := o.sys.run(cmd.Context(), h, argv, pw, prefixed(o.stderr, h))
+	err := o.sys.run(cmd.Context(), h, argv, pw, prefixed(stderr, h))
 	pw.Close()
 	if werr := <-done; err == nil {
 		err = werr

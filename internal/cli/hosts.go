@@ -169,6 +169,18 @@ func writeHostsTable(w io.Writer, all []hostStatusJSON) error {
 // prefixed returns a writer that starts every line written to w with
 // "host: ", so that each message names the host it came from. Writes are
 // whole calls under a lock, as several hosts may write at once.
+// lockedWriter serialises the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 func prefixed(w io.Writer, h remote.Host) io.Writer {
 	return &prefixWriter{w: w, prefix: h.String() + ": "}
 }

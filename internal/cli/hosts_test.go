@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/unitkit/unitkit/internal/herd"
@@ -20,11 +21,14 @@ import (
 type hostRun struct {
 	out   map[string]string
 	fail  map[string]error
+	mu    sync.Mutex // logs asks several hosts at once
 	asked []string
 }
 
 func (hr *hostRun) run(_ context.Context, h remote.Host, argv []string, stdout, stderr io.Writer) error {
+	hr.mu.Lock()
 	hr.asked = append(hr.asked, h.String()+" "+strings.Join(argv, " "))
+	hr.mu.Unlock()
 	if err := hr.fail[h.String()]; err != nil {
 		fmt.Fprintln(stderr, "ssh says no")
 		return err
