@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
 )
 
 // persist records n as the instance count by starting the one-shot unit
@@ -60,7 +62,7 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if err != nil {
 		return err
 	}
-	if idle := h.idleWithin(ctx, stale, n); len(idle) > 0 {
+	if idle := h.idleWithin(stale, n); len(idle) > 0 {
 		// appctl scale is about to start these from systemd's loaded copy,
 		// with the placement an earlier count gave them: an earlier run
 		// that would have reloaded was ended by a newer scale.
@@ -87,7 +89,7 @@ func (h *Herd) Persist(ctx context.Context, n int, mode string, ready func() err
 	if ctx.Err() != nil {
 		return nil // stopped by a newer scale, which reloads if still needed
 	}
-	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled but still wanted by %s: %v\n", stale, h.app.Target(), wanted)
+	fmt.Fprintf(log, "reloading systemd: changed on disk since loaded: %v; disabled but still wanted by %s: %v\n", unitNames(stale), h.app.Target(), wanted)
 	return h.reload(ctx)
 }
 
@@ -102,20 +104,12 @@ func (h *Herd) reload(ctx context.Context) error {
 }
 
 // idleWithin returns the units of stale that are instances 1 … n and are
-// not active now, so that starting them would use their loaded copy.
-func (h *Herd) idleWithin(ctx context.Context, stale []string, n int) []string {
+// not active, so that starting them would use their loaded copy.
+func (h *Herd) idleWithin(stale []sddbus.UnitStatus, n int) []string {
 	var idle []string
 	for _, u := range stale {
-		if i := h.app.number(u); i < 1 || i > n {
-			continue
-		}
-		p, err := h.conn.GetUnitPropertyContext(ctx, u, "ActiveState")
-		if err != nil {
-			idle = append(idle, u) // cannot tell: reloading is safe
-			continue
-		}
-		if st, _ := p.Value.Value().(string); st != "active" && st != "reloading" {
-			idle = append(idle, u)
+		if i := h.app.number(u.Name); i >= 1 && i <= n && u.ActiveState != "active" && u.ActiveState != "reloading" {
+			idle = append(idle, u.Name)
 		}
 	}
 	return idle
@@ -196,23 +190,31 @@ func (h *Herd) stopOthers(ctx context.Context, pattern, keep, what string) error
 }
 
 // staleInstances returns the loaded instances whose unit files or drop-ins
-// changed since systemd read them (NeedDaemonReload).
-func (h *Herd) staleInstances(ctx context.Context) ([]string, error) {
+// changed since systemd read them (NeedDaemonReload), with their state.
+func (h *Herd) staleInstances(ctx context.Context) ([]sddbus.UnitStatus, error) {
 	loaded, err := h.conn.ListUnitsByPatternsContext(ctx, nil, []string{h.app.Name() + "@*.service"})
 	if err != nil {
 		return nil, classify(fmt.Errorf("list instances: %w", err))
 	}
-	var stale []string
+	var stale []sddbus.UnitStatus
 	for _, u := range loaded {
 		p, err := h.conn.GetUnitPropertyContext(ctx, u.Name, "NeedDaemonReload")
 		if err != nil {
 			return nil, classify(fmt.Errorf("read %s: %w", u.Name, err))
 		}
 		if need, _ := p.Value.Value().(bool); need {
-			stale = append(stale, u.Name)
+			stale = append(stale, u)
 		}
 	}
 	return stale, nil
+}
+
+func unitNames(us []sddbus.UnitStatus) []string {
+	names := make([]string, len(us))
+	for i, u := range us {
+		names[i] = u.Name
+	}
+	return names
 }
 
 // waitQuiet waits until, for quiet, systemd has had no job for this
