@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,18 +101,49 @@ func TestAppctlLogs(t *testing.T) {
 	if !units["app@1.service"] || !units["app@2.service"] {
 		t.Errorf("JSON records came from %v", units)
 	}
-	// Following picks up an instance started after it began.
-	follow := h.s.Command(t.Context(), "appctl", "logs", "-f", "-n", "0")
+	// -n counts the service's records, not the journal's: other units'
+	// records after the service's last ones do not shorten it.
+	for range 3 {
+		h.s.MustRun(t, "systemd-run", "--quiet", "--wait", "true")
+	}
+	out, _ = h.appctl("logs", "-n", "200")
+	all := lines(out)
+	out, _ = h.appctl("logs", "-n", "3")
+	last := lines(out)
+	if len(all) < 3 || !slices.Equal(last, all[len(all)-3:]) {
+		t.Errorf("appctl logs -n 3 gave %d records:\n%s\nwant the last 3 of:\n%s", len(last), strings.Join(last, "\n"), strings.Join(all, "\n"))
+	}
+	// Following shows the last records first, then picks up an instance
+	// started after it began, and shows no record twice.
+	follow := h.s.Command(t.Context(), "appctl", "logs", "-f", "-n", "2")
 	var buf lockedWriter
 	follow.Stdout = &buf
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	h.waitFor("logs -f shows the last 2 records", 10*time.Second, func() bool { return len(lines(buf.String())) >= 2 })
 	h.appctl("scale", "3")
 	h.waitFor("logs -f shows app@3", 10*time.Second, func() bool { return strings.Contains(buf.String(), "app@3") })
 	_ = follow.Process.Kill()
 	_ = follow.Wait()
+	seen := map[string]bool{}
+	for _, l := range lines(buf.String()) {
+		if seen[l] {
+			t.Errorf("appctl logs -f showed %q twice:\n%s", l, buf.String())
+		}
+		seen[l] = true
+	}
+}
+
+// lines returns the non-empty lines of s.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Without systemd, appctl says so and exits 1.

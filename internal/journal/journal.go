@@ -87,20 +87,24 @@ var errNotFound = errors.New("journalctl not found: install systemd")
 // access to the system journal.
 const permissionHint = "reading the system journal needs root or membership in the systemd-journal group"
 
-// Command returns the journalctl invocation for o: JSON output of the
-// records that may belong to the service (Stream filters them further).
-// The command is killed when ctx is done.
-func Command(ctx context.Context, o Options) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "journalctl", args(o)...)
+// Command returns a journalctl invocation with the arguments argv, killed
+// when ctx is done.
+func Command(ctx context.Context, argv []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "journalctl", argv...)
 	cmd.WaitDelay = 2 * time.Second
 	return cmd
 }
 
-// args returns journalctl's arguments for o. --all keeps fields longer than
-// 4096 bytes, which -o json otherwise prints as null. The forms with "="
-// are used because journalctl's -n takes an optional argument.
+// common returns the arguments of every invocation: JSON output, and
+// --all, which keeps fields longer than 4096 bytes that -o json otherwise
+// prints as null. The forms with "=" are used because journalctl's -n
+// takes an optional argument.
+func common() []string { return []string{"--no-pager", "--output=json", "--all"} }
+
+// args returns journalctl's arguments to read o's records from the oldest
+// on: every record (o.Lines < 0), or none before following (o.Lines == 0).
 func args(o Options) []string {
-	a := []string{"--no-pager", "--output=json", "--all"}
+	a := common()
 	if o.Lines < 0 {
 		a = append(a, "--lines=all")
 	} else {
@@ -112,6 +116,29 @@ func args(o Options) []string {
 	if o.Follow {
 		a = append(a, "--follow")
 	}
+	return append(a, matches(o)...)
+}
+
+// tailArgs returns journalctl's arguments to read the records that may be
+// o's newest first, as far back as o.Since. journalctl's own --lines counts
+// records before Stream narrows them to the service (the matches take every
+// record of PID 1), so the count is kept here instead.
+func tailArgs(o Options) []string {
+	a := append(common(), "--reverse")
+	if o.Since != "" {
+		a = append(a, "--since="+o.Since)
+	}
+	return append(a, matches(o)...)
+}
+
+// followArgs returns journalctl's arguments to follow o's records that
+// come after cursor; with no cursor (the journal had no record that may be
+// o's), from now on.
+func followArgs(o Options, cursor string) []string {
+	if cursor == "" {
+		return args(Options{App: o.App, Instance: o.Instance, Follow: true})
+	}
+	a := append(common(), "--lines=all", "--after-cursor="+cursor, "--follow")
 	return append(a, matches(o)...)
 }
 
@@ -132,10 +159,79 @@ func matches(o Options) []string {
 // Stream runs journalctl for o and writes the service's records to w,
 // formatted as o asks, until journalctl ends or ctx is done. A cancelled
 // ctx (Ctrl-C while following) is not an error.
+//
+// The last o.Lines records are found reading backwards until that many of
+// the service's are found; following then goes on after the newest record
+// journalctl had, so that no record is shown twice or missed in between.
 func Stream(ctx context.Context, w io.Writer, o Options) error {
-	run, cancel := context.WithCancel(ctx)
+	if o.Lines <= 0 {
+		return run(ctx, args(o), o, func(r io.Reader) (bool, error) {
+			return false, copyRecords(w, r, o)
+		})
+	}
+	cursor, err := tail(ctx, w, o)
+	if err != nil || !o.Follow || ctx.Err() != nil {
+		return err
+	}
+	return run(ctx, followArgs(o, cursor), o, func(r io.Reader) (bool, error) {
+		return false, copyRecords(w, r, o)
+	})
+}
+
+// tail writes o's last o.Lines records to w, oldest first, and returns the
+// cursor of the newest record journalctl gave ("" if none), whether it is
+// one of o's or not.
+func tail(ctx context.Context, w io.Writer, o Options) (string, error) {
+	var (
+		newest []entry // newest first
+		cursor string
+	)
+	err := run(ctx, tailArgs(o), o, func(r io.Reader) (bool, error) {
+		br := bufio.NewReaderSize(r, 64<<10)
+		for len(newest) < o.Lines {
+			line, readErr := br.ReadBytes('\n')
+			rec, err := decodeLine(line)
+			if err != nil {
+				return false, err
+			}
+			if rec != nil && cursor == "" {
+				cursor = str(rec, "__CURSOR")
+			}
+			if unit, instance, ok := filter(rec, o); rec != nil && ok {
+				newest = append(newest, decode(rec, unit, instance))
+			}
+			if readErr == io.EOF {
+				return false, nil
+			}
+			if readErr != nil {
+				return false, fmt.Errorf("reading journalctl output: %w", readErr)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	bw := bufio.NewWriter(w)
+	for i := len(newest) - 1; i >= 0; i-- {
+		if err := writeEntry(bw, newest[i], o); err != nil {
+			return "", err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return "", fmt.Errorf("writing records: %w", err)
+	}
+	return cursor, nil
+}
+
+// run runs journalctl with argv and hands its standard output to consume,
+// which reports whether it stopped reading on purpose (journalctl is then
+// ended, and that is no error). journalctl's standard error goes to
+// o.Stderr, and its last line into the error when journalctl fails.
+func run(ctx context.Context, argv []string, o Options, consume func(io.Reader) (bool, error)) error {
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := Command(run, o)
+	cmd := Command(runCtx, argv)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("running journalctl: %w", err)
@@ -148,16 +244,18 @@ func Stream(ctx context.Context, w io.Writer, o Options) error {
 		}
 		return fmt.Errorf("running journalctl: %w", err)
 	}
-	copyErr := copyRecords(w, stdout, o)
-	if copyErr != nil {
+	stopped, consumeErr := consume(stdout)
+	if stopped || consumeErr != nil {
 		cancel() // stop journalctl: nobody reads its output any more
 	}
 	waitErr := cmd.Wait()
 	switch {
 	case ctx.Err() != nil:
 		return nil
-	case copyErr != nil:
-		return copyErr
+	case consumeErr != nil:
+		return consumeErr
+	case stopped:
+		return nil
 	default:
 		return exitError(waitErr, stderr.lastLine())
 	}

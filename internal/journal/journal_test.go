@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -267,33 +268,46 @@ func TestCopyRecords(t *testing.T) {
 func TestCommandArgs(t *testing.T) {
 	base := []string{"--no-pager", "--output=json", "--all"}
 	all := []string{"_SYSTEMD_SLICE=system-app.slice", "+", "_SYSTEMD_UNIT=app.socket", "+", "_PID=1"}
+	three := []string{"_SYSTEMD_UNIT=app@3.service", "+", "_PID=1", "UNIT=app@3.service"}
 	tests := []struct {
 		name string
-		o    Options
+		got  []string
 		want []string
 	}{
-		{"lines", Options{App: "app", Lines: 50}, cat(base, []string{"--lines=50"}, all)},
-		{"all lines", Options{App: "app", Lines: -1}, cat(base, []string{"--lines=all"}, all)},
-		{"follow", Options{App: "app", Lines: 0, Follow: true}, cat(base, []string{"--lines=0", "--follow"}, all)},
-		{"since", Options{App: "app", Lines: 10, Since: "-1h"}, cat(base, []string{"--lines=10", "--since=-1h"}, all)},
-		{"since follow", Options{App: "app", Lines: -1, Since: "today", Follow: true}, cat(base, []string{"--lines=all", "--since=today", "--follow"}, all)},
-		{"instance", Options{App: "app", Instance: "3", Lines: 5}, cat(base, []string{"--lines=5", "_SYSTEMD_UNIT=app@3.service", "+", "_PID=1", "UNIT=app@3.service"})},
-		{"dashed app", Options{App: "my-app", Lines: 1}, cat(base, []string{"--lines=1", `_SYSTEMD_SLICE=system-my\x2dapp.slice`, "+", "_SYSTEMD_UNIT=my-app.socket", "+", "_PID=1"})},
+		{"all lines", args(Options{App: "app", Lines: -1}), cat(base, []string{"--lines=all"}, all)},
+		{"follow", args(Options{App: "app", Lines: 0, Follow: true}), cat(base, []string{"--lines=0", "--follow"}, all)},
+		{"since follow", args(Options{App: "app", Lines: -1, Since: "today", Follow: true}), cat(base, []string{"--lines=all", "--since=today", "--follow"}, all)},
+		{"dashed app", args(Options{App: "my-app", Lines: -1}), cat(base, []string{"--lines=all", `_SYSTEMD_SLICE=system-my\x2dapp.slice`, "+", "_SYSTEMD_UNIT=my-app.socket", "+", "_PID=1"})},
+		{"tail", tailArgs(Options{App: "app", Lines: 50}), cat(base, []string{"--reverse"}, all)},
+		{"tail since", tailArgs(Options{App: "app", Lines: 10, Since: "-1h"}), cat(base, []string{"--reverse", "--since=-1h"}, all)},
+		{"tail instance", tailArgs(Options{App: "app", Instance: "3", Lines: 5}), cat(base, []string{"--reverse"}, three)},
+		{"follow after", followArgs(Options{App: "app", Lines: 5, Since: "-1h", Follow: true}, "s=1"), cat(base, []string{"--lines=all", "--after-cursor=s=1", "--follow"}, all)},
+		{"follow empty journal", followArgs(Options{App: "app", Instance: "3", Lines: 5, Follow: true}, ""), cat(base, []string{"--lines=0", "--follow"}, three)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := Command(context.Background(), tt.o)
-			if got := cmd.Args[1:]; !slices.Equal(got, tt.want) {
-				t.Errorf("args =\n%q\nwant\n%q", got, tt.want)
-			}
-			if !strings.HasSuffix(cmd.Args[0], "journalctl") {
-				t.Errorf("runs %q", cmd.Args[0])
+			if !slices.Equal(tt.got, tt.want) {
+				t.Errorf("args =\n%q\nwant\n%q", tt.got, tt.want)
 			}
 		})
+	}
+	cmd := Command(context.Background(), []string{"--lines=1"})
+	if !strings.HasSuffix(cmd.Args[0], "journalctl") || !slices.Equal(cmd.Args[1:], []string{"--lines=1"}) {
+		t.Errorf("runs %q", cmd.Args)
 	}
 }
 
 func cat(parts ...[]string) []string { return slices.Concat(parts...) }
+
+// format writes rec to w as Stream would if it passes filter, and reports
+// whether it did.
+func format(w io.Writer, rec map[string]any, o Options) (bool, error) {
+	unit, instance, ok := filter(rec, o)
+	if !ok {
+		return false, nil
+	}
+	return true, writeEntry(w, decode(rec, unit, instance), o)
+}
 
 func TestExitError(t *testing.T) {
 	exit1 := exec.Command("sh", "-c", "exit 1").Run()

@@ -163,29 +163,36 @@ func byteArray(v []any) ([]byte, bool) {
 }
 
 // formatLine decodes one line of journalctl -o json output and formats the
-// record with format. Lines that are not JSON objects (journalctl writes
-// none, but a blank one may end the output) are skipped.
+// record as o asks if it is one of o's.
 func formatLine(w io.Writer, line []byte, o Options) error {
+	rec, err := decodeLine(line)
+	if err != nil || rec == nil {
+		return err
+	}
+	unit, instance, ok := filter(rec, o)
+	if !ok {
+		return nil
+	}
+	return writeEntry(w, decode(rec, unit, instance), o)
+}
+
+// decodeLine decodes one line of journalctl -o json output. Lines that are
+// not JSON objects (journalctl writes none, but a blank one may end the
+// output) give nil.
+func decodeLine(line []byte) (map[string]any, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
-		return nil
+		return nil, nil
 	}
 	var rec map[string]any
 	if err := json.Unmarshal(line, &rec); err != nil {
-		return fmt.Errorf("decoding journalctl output: %w", err)
+		return nil, fmt.Errorf("decoding journalctl output: %w", err)
 	}
-	_, err := format(w, rec, o)
-	return err
+	return rec, nil
 }
 
-// format writes rec to w as o asks if it passes filter, and reports whether
-// it did.
-func format(w io.Writer, rec map[string]any, o Options) (bool, error) {
-	unit, instance, ok := filter(rec, o)
-	if !ok {
-		return false, nil
-	}
-	e := decode(rec, unit, instance)
+// writeEntry writes e to w as o asks.
+func writeEntry(w io.Writer, e entry, o Options) error {
 	var err error
 	if o.JSON {
 		err = writeJSON(w, e)
@@ -193,9 +200,9 @@ func format(w io.Writer, rec map[string]any, o Options) (bool, error) {
 		err = writeText(w, e, o)
 	}
 	if err != nil {
-		return false, fmt.Errorf("writing record: %w", err)
+		return fmt.Errorf("writing record: %w", err)
 	}
-	return true, nil
+	return nil
 }
 
 // jsonRecord is the stable JSON schema of a record (see the package doc).
