@@ -1,9 +1,8 @@
 // Package remote is appctl's transport to other machines: plain ssh with
 // the operator's own keys, agent and known_hosts, nothing new listening on
-// the remote side. Dialer.Run runs a command line there (appctl -H runs
-// the host's own appctl: see docs/decisions.md); Dialer.Systemd reaches
-// systemd's D-Bus API through "ssh host systemd-stdio-bridge", the
-// convention systemctl -H follows.
+// the remote side. Dialer.Run runs a command line there: appctl -H runs
+// the host's own appctl, not systemd's D-Bus API through "ssh host
+// systemd-stdio-bridge" as systemctl -H does (docs/decisions.md says why).
 //
 // Host names come from the command line and end up in ssh's argv, so they
 // are checked strictly (ParseHosts) before anything runs, and ssh is given

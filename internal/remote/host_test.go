@@ -43,9 +43,9 @@ func TestParseHosts(t *testing.T) {
 
 // The destination always follows "--", after appctl's own options.
 func TestCommandArgv(t *testing.T) {
-	cmd := Dialer{SSH: []string{"/usr/bin/ssh", "-F", "cfg"}}.Command(context.Background(), Host{User: "root", Name: "h"}, Bridge)
+	cmd := Dialer{SSH: []string{"/usr/bin/ssh", "-F", "cfg"}}.Command(context.Background(), Host{User: "root", Name: "h"}, "appctl", "status")
 	got := strings.Join(cmd.Args, " ")
-	want := "/usr/bin/ssh -F cfg -xaT -o BatchMode=yes -o ConnectTimeout=10 -- root@h systemd-stdio-bridge"
+	want := "/usr/bin/ssh -F cfg -xaT -o BatchMode=yes -o ConnectTimeout=10 -- root@h appctl status"
 	if got != want {
 		t.Fatalf("argv %q, want %q", got, want)
 	}
