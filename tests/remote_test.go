@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,6 +160,20 @@ func TestRemoteAppctl(t *testing.T) {
 		t.Errorf("logs text without both hosts:\n%s", text)
 	}
 
+	// Following both hosts shows what each does from then on, with its host.
+	follow := op.s.Command(t.Context(), "appctl", "-H", dest[0]+","+dest[1], "logs", "-f", "-n", "0")
+	var followed lockedWriter
+	follow.Stdout, follow.Stderr = &followed, &followed
+	op.must(follow.Start())
+	time.Sleep(time.Second) // both ssh sessions and their journalctl started
+	appctl(0, "-H", dest[0], "scale", "3")
+	appctl(0, "-H", dest[1], "scale", "2")
+	op.waitFor("logs -f on two hosts shows each one's new instance", 30*time.Second, func() bool {
+		return hasLine(followed.String(), dest[0]+" ", " app@3 ") && hasLine(followed.String(), dest[1]+" ", " app@2 ")
+	})
+	_ = follow.Process.Kill()
+	_ = follow.Wait()
+
 	if out := appctl(1, "-H", "root@192.0.2.99", "status"); !strings.Contains(out, "root@192.0.2.99: host unreachable") {
 		t.Errorf("unreachable host:\n%s", out)
 	}
@@ -178,4 +193,14 @@ func TestRemoteAppctl(t *testing.T) {
 	if out := hosts[0].systemctl("is-active", "app@1.service"); out != "active\n" {
 		t.Errorf("host 1 after scale 1 there: %q", out)
 	}
+}
+
+// hasLine reports whether a line of text contains each of parts.
+func hasLine(text string, parts ...string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return true
+		}
+	}
+	return false
 }
