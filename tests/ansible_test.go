@@ -35,7 +35,11 @@ const (
 //   - a release that breaks on the second host (a build whose worker never
 //     becomes ready stands in for whatever breaks it there) stops the run
 //     with an error: host 1 serves the new version, host 2 still the old
-//     one and stays drained at the balancer, and again no request fails.
+//     one and stays drained at the balancer, and again no request fails;
+//   - with host 2 left drained, a run over the whole fleet is refused
+//     before host 1 leaves the rotation; the recovery README.md gives, a
+//     fixed release on host 2 alone, upgrades its half-configured package
+//     and puts it back in rotation; no request fails in either.
 func TestAnsibleRollingUpgrade(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/ansible-playbook"); err != nil {
 		t.Fatal("ansible-playbook not found: apt-get install ansible")
@@ -58,7 +62,7 @@ func TestAnsibleRollingUpgrade(t *testing.T) {
 	// subtests.
 	{
 		v2 := l.copyDeb(buildDeb(t, release{"app", "1.1.0", "./cmd/app"}), "good")
-		out, code, times := l.upgradeUnderLoad(t, "whole fleet 1.0.0 → 1.1.0", v2, v2)
+		out, code, times := l.upgradeUnderLoad(t, "whole fleet 1.0.0 → 1.1.0", nil, v2, v2)
 		if code != 0 {
 			t.Fatalf("ansible-playbook: exit %d\n%s", code, out)
 		}
@@ -74,7 +78,7 @@ func TestAnsibleRollingUpgrade(t *testing.T) {
 	{
 		good := l.copyDeb(buildDeb(t, release{"app", "1.2.0", "./cmd/app"}), "good")
 		broken := l.copyDeb(buildDeb(t, release{"app", "1.2.0", "./tests/brokenworker"}), "broken")
-		out, code, times := l.upgradeUnderLoad(t, "1.2.0, broken on host 2", good, broken)
+		out, code, times := l.upgradeUnderLoad(t, "1.2.0, broken on host 2", nil, good, broken)
 		if code == 0 {
 			t.Fatalf("ansible-playbook succeeded with a release that cannot start on host 2\n%s", out)
 		}
@@ -91,6 +95,35 @@ func TestAnsibleRollingUpgrade(t *testing.T) {
 		}
 		l.waitServedBy("host 1 alone after the failed run", l.b.host[0])
 	}
+
+	{
+		// The recovery README.md gives: fix the release and run again, the
+		// host left drained first. Host 2 starts drained, with 1.2.0
+		// unpacked but not configured.
+		fixed := l.copyDeb(buildDeb(t, release{"app", "1.2.1", "./cmd/app"}), "good")
+		out, code, times := l.upgradeUnderLoad(t, "1.2.1 on the whole fleet, host 2 drained", nil, fixed, fixed)
+		if code == 0 || !strings.Contains(out, "no other server of backend app is UP") {
+			t.Errorf("a run that would drain host 1 while host 2 is drained: exit %d, want it refused\n%s", code, out)
+		}
+		if !times[0].drained.IsZero() {
+			t.Errorf("host 1 was drained while host 2 was out of rotation")
+		}
+		l.checkVersion(t, 0, "1.2.0")
+
+		out, code, times = l.upgradeUnderLoad(t, "1.2.1 on host 2 alone", []string{"--limit", "host2"}, fixed, fixed)
+		if code != 0 {
+			t.Fatalf("ansible-playbook --limit host2: exit %d\n%s", code, out)
+		}
+		if !times[0].drained.IsZero() || times[1].back.IsZero() {
+			t.Errorf("at the balancer: host 1 %+v, host 2 %+v; want host 1 left alone, host 2 back", times[0], times[1])
+		}
+		l.checkVersion(t, 0, "1.2.0")
+		l.checkVersion(t, 1, "1.2.1")
+		if st, _ := l.hosts[1].run("dpkg-query", "-W", "-f=${Status}", "app"); st != "install ok installed" {
+			t.Errorf("host 2: the package is %q after the recovery, want it installed", st)
+		}
+		l.waitServedBy("both hosts in rotation after the recovery", l.b.host...)
+	}
 }
 
 // copyDeb copies a package into the balancer's sandbox, under dir (the
@@ -106,12 +139,12 @@ func (l *lab) copyDeb(deb, dir string) string {
 // back in rotation (UP, not draining) after that.
 type rotation struct{ drained, back time.Time }
 
-// upgradeUnderLoad runs contrib/ansible/rolling-upgrade.yml from the
-// balancer's sandbox, host i getting the package debs[i], under the
-// scenarios' load through the balancer, which must fail no request. It
-// logs the figures and returns the run's output, exit code and each
+// upgradeUnderLoad runs contrib/ansible/rolling-upgrade.yml with args
+// from the balancer's sandbox, host i getting the package debs[i], under
+// the scenarios' load through the balancer, which must fail no request.
+// It logs the figures and returns the run's output, exit code and each
 // host's time out of rotation.
-func (l *lab) upgradeUnderLoad(t *testing.T, what string, debs ...string) (string, int, []rotation) {
+func (l *lab) upgradeUnderLoad(t *testing.T, what string, args []string, debs ...string) (string, int, []rotation) {
 	t.Helper()
 	inventory := fmt.Sprintf(`[app]
 host1 ansible_host=%s haproxy_server=host1 unitkit_deb=%s
@@ -137,7 +170,8 @@ haproxy_drain_timeout=120
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	cmd := l.lb.s.Command(ctx, "ansible-playbook", "-i", ansibleDir+"/inventory.ini", ansibleDir+"/rolling-upgrade.yml")
+	argv := append([]string{"ansible-playbook", "-i", ansibleDir + "/inventory.ini"}, args...)
+	cmd := l.lb.s.Command(ctx, append(argv, ansibleDir+"/rolling-upgrade.yml")...)
 	cmd.Env = append(cmd.Env, "ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=0",
 		"ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks")
 	outb, err := cmd.CombinedOutput()
