@@ -4,7 +4,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // connTracker follows every client connection of the server through its
@@ -58,15 +61,40 @@ func (t *connTracker) busy() (busy, total int) {
 // clients retry idempotent requests in that case. The grace keeps the
 // window away from clients that are actively sending: each of their
 // requests during a drain is answered with "Connection: close" instead.
+//
+// A connection counts as idle only while no request waits unread in its
+// receive queue. The state changes when the server reads, so a process
+// that was stalled (stopped, starved of CPU) when requests arrived still
+// shows those connections idle since their last response; closing them
+// would reset requests the client sent in good time.
 func (t *connTracker) closeIdle(grace time.Duration) (open int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
 	for c, e := range t.conns {
-		if e.state == http.StateIdle && now.Sub(e.since) >= grace {
+		if e.state == http.StateIdle && now.Sub(e.since) >= grace && !unread(c) {
 			c.Close()
 			delete(t.conns, c)
 		}
 	}
 	return len(t.conns)
+}
+
+// unread reports whether bytes the client sent wait in c's receive queue
+// (SIOCINQ), not yet read by the server. Connections without a descriptor
+// report false.
+func unread(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	if err := raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return false
+	}
+	return n > 0
 }
