@@ -84,6 +84,8 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.1f%%", v)
 	case "s":
 		return fmt.Sprintf("%.2f s", v)
+	case "µs":
+		return fmt.Sprintf("%.0f µs", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

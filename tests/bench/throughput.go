@@ -20,6 +20,9 @@ type sample struct {
 	errors int64
 	genCPU float64 // share of all CPUs the load generator used
 	ctxsw  float64 // server context switches per request
+	srvCPU float64 // share of all CPUs the servers used
+	perReq float64 // server CPU time per request, µs
+	idle   float64 // share of all CPUs left idle
 }
 
 // variant is one configuration of the herd, written to /etc/default/app.
@@ -118,11 +121,11 @@ func (b *bench) herdVsPlain(ctx context.Context, v variant, n int, keepAlive, wi
 		}
 		plain, herd = append(plain, p), append(herd, h)
 		if withWrk {
-			pw, err := b.sampleWrk(ctx, plainURL, keepAlive)
+			pw, err := b.sampleWrk(ctx, plainURL, []string{plainPID}, keepAlive)
 			if err != nil {
 				return err
 			}
-			hw, err := b.sampleWrk(ctx, herdURL, keepAlive)
+			hw, err := b.sampleWrk(ctx, herdURL, pids, keepAlive)
 			if err != nil {
 				return err
 			}
@@ -158,18 +161,39 @@ func (b *bench) throughputRows(v variant, n int, keepAlive bool, gen string, her
 	target, goal := ratioTarget(n, v)
 	b.add(newRow("throughput ratio to one plain process, "+tag, "ratio", ratio, ref, target, goal))
 	b.add(newRow("p99 latency, "+tag, "ms", p99, "", "", nil))
-	if gen == "internal/loadtest" {
-		if n > 1 {
-			bt, bg := balanceTarget(keepAlive, v)
-			b.add(newRow("balance (busiest/idlest instance; 0: one got nothing), "+tag, "ratio", skews, "", bt, bg))
-		}
-		b.add(newRow("server context switches per request, "+tag, "per", ctxsw,
-			"plain process "+format(median(plainCtxsw), "per"), "", nil))
+	if gen == "internal/loadtest" && n > 1 {
+		bt, bg := balanceTarget(keepAlive, v)
+		b.add(newRow("balance (busiest/idlest instance; 0: one got nothing), "+tag, "ratio", skews, "", bt, bg))
 	}
+	b.add(newRow("server context switches per request, "+tag, "per", ctxsw,
+		"plain process "+format(median(plainCtxsw), "per"), "", nil))
+	b.costRows(tag, herd, plain)
 	b.add(newRow("load generator's share of the CPUs, "+tag, "share", genCPU, "", "", nil))
 	if errs > 0 {
 		b.add(newRow("failed requests, "+tag, "count", []float64{errs}, "", "0", func(v float64) bool { return v == 0 }))
 	}
+}
+
+// costRows split each run's throughput ratio into its two factors: the
+// CPU time the servers got (herd over plain) and the CPU time one request
+// costs them (plain over herd). Their product is the throughput ratio; the
+// machine's idle share says whether CPU was left for the servers to take.
+func (b *bench) costRows(tag string, herd, plain []sample) {
+	var got, cost, perReq, idle []float64
+	for k := range herd {
+		got = append(got, herd[k].srvCPU/max(plain[k].srvCPU, 1e-9))
+		cost = append(cost, plain[k].perReq/max(herd[k].perReq, 1e-9))
+		perReq, idle = append(perReq, herd[k].perReq), append(idle, herd[k].idle)
+	}
+	plainOf := func(f func(sample) float64, unit string) string {
+		return "plain process " + format(median(each(plain, f)), unit)
+	}
+	b.add(newRow("server CPU time per request, "+tag, "µs", perReq, plainOf(func(x sample) float64 { return x.perReq }, "µs"), "", nil))
+	b.add(newRow("servers' share of the CPUs, "+tag, "share", each(herd, func(x sample) float64 { return x.srvCPU }),
+		plainOf(func(x sample) float64 { return x.srvCPU }, "share"), "", nil))
+	b.add(newRow("throughput factor: CPU the servers got, herd over plain, "+tag, "ratio", got, "", "", nil))
+	b.add(newRow("throughput factor: CPU per request, plain over herd, "+tag, "ratio", cost, "", "", nil))
+	b.add(newRow("idle share of the CPUs, "+tag, "share", idle, plainOf(func(x sample) float64 { return x.idle }, "share"), "", nil))
 }
 
 // ratioTarget is the goal for the shipped herd: at least the plain
@@ -196,36 +220,87 @@ func balanceTarget(keepAlive bool, v variant) (string, func(float64) bool) {
 }
 
 // sampleLoad runs internal/loadtest once against url, served by pids
-// (n instances), counting the servers' context switches and this
-// process's CPU time.
+// (n instances), measuring what the servers, this process and the machine
+// spent on it.
 func (b *bench) sampleLoad(ctx context.Context, url string, pids []string, n int, keepAlive bool) (sample, error) {
-	before, err := b.ctxSwitches(ctx, pids)
-	if err != nil {
-		return sample{}, err
-	}
-	cpu0 := selfCPU()
-	r := b.load(url, "/", keepAlive)
-	gen := selfCPU() - cpu0
-	after, err := b.ctxSwitches(ctx, pids)
+	var r loadtest.Result
+	var gen time.Duration
+	sp, err := b.spend(ctx, pids, func() error {
+		cpu0 := selfCPU()
+		r = b.load(url, "/", keepAlive)
+		gen = selfCPU() - cpu0
+		return nil
+	})
 	if err != nil {
 		return sample{}, err
 	}
 	served := float64(r.Total - r.Failed)
-	return sample{
-		rps: served / b.o.duration.Seconds(), p99: ms(r.Percentile(0.99)), skew: skew(r, n), errors: r.Failed,
-		genCPU: gen.Seconds() / b.o.duration.Seconds() / float64(runtime.NumCPU()),
-		ctxsw:  float64(after-before) / max(served, 1),
-	}, nil
+	s := sp.sample(served, b.o.duration)
+	s.p99, s.skew, s.errors = ms(r.Percentile(0.99)), skew(r, n), r.Failed
+	s.genCPU = gen.Seconds() / b.o.duration.Seconds() / float64(runtime.NumCPU())
+	return s, nil
 }
 
-// sampleWrk runs wrk once against url.
-func (b *bench) sampleWrk(ctx context.Context, url string, keepAlive bool) (sample, error) {
-	r, err := b.wrk(ctx, url, keepAlive)
+// sampleWrk runs wrk once against url, served by pids.
+func (b *bench) sampleWrk(ctx context.Context, url string, pids []string, keepAlive bool) (sample, error) {
+	var r wrkResult
+	sp, err := b.spend(ctx, pids, func() (err error) {
+		r, err = b.wrk(ctx, url, keepAlive)
+		return err
+	})
 	if err != nil {
 		return sample{}, err
 	}
-	return sample{rps: r.rps, p99: r.p99, errors: r.errors,
-		genCPU: r.cpu / b.o.duration.Seconds() / float64(runtime.NumCPU())}, nil
+	s := sp.sample(r.rps*b.o.duration.Seconds(), b.o.duration)
+	s.p99, s.errors = r.p99, r.errors
+	s.genCPU = r.cpu / b.o.duration.Seconds() / float64(runtime.NumCPU())
+	return s, nil
+}
+
+// spent is what one load run cost the servers and the machine.
+type spent struct {
+	server usage
+	idle   float64 // share of the machine's CPU time left idle
+}
+
+// spend runs one load run and measures what the serving processes pids
+// and the machine spent meanwhile.
+func (b *bench) spend(ctx context.Context, pids []string, run func() error) (spent, error) {
+	before, err := b.serverUsage(ctx, pids)
+	if err != nil {
+		return spent{}, err
+	}
+	idle0, total0, err := idleTicks()
+	if err != nil {
+		return spent{}, err
+	}
+	if err := run(); err != nil {
+		return spent{}, err
+	}
+	idle1, total1, err := idleTicks()
+	if err != nil {
+		return spent{}, err
+	}
+	after, err := b.serverUsage(ctx, pids)
+	if err != nil {
+		return spent{}, err
+	}
+	return spent{
+		server: usage{ctxsw: after.ctxsw - before.ctxsw, cpu: after.cpu - before.cpu},
+		idle:   float64(idle1-idle0) / float64(max(total1-total0, 1)),
+	}, nil
+}
+
+// sample turns what a run of length d that served requests cost into the
+// per-request and per-machine figures.
+func (s spent) sample(served float64, d time.Duration) sample {
+	return sample{
+		rps:    served / d.Seconds(),
+		ctxsw:  float64(s.server.ctxsw) / max(served, 1),
+		srvCPU: s.server.cpu.Seconds() / d.Seconds() / float64(runtime.NumCPU()),
+		perReq: float64(s.server.cpu.Microseconds()) / max(served, 1),
+		idle:   s.idle,
+	}
 }
 
 // configure writes variant v into /etc/default/app, scales to n placed

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -87,17 +88,69 @@ func parseWrk(out string) (wrkResult, error) {
 	return r, nil
 }
 
-// ctxSwitches sums the voluntary and involuntary context switches of every
-// thread of the given processes in the sandbox: a thread that sleeps in
-// epoll_wait and is woken counts one.
-func (b *bench) ctxSwitches(ctx context.Context, pids []string) (int64, error) {
-	var paths []string
+// usage is what the serving processes spent over a run.
+type usage struct {
+	ctxsw int64         // voluntary and involuntary context switches of every thread
+	cpu   time.Duration // user and system CPU time
+}
+
+// serverUsage reads the context switches and CPU time of the given
+// processes in the sandbox, all their threads counted: a thread that sleeps
+// in epoll_wait and is woken counts one switch.
+func (b *bench) serverUsage(ctx context.Context, pids []string) (usage, error) {
+	var status, stat []string
 	for _, p := range pids {
-		paths = append(paths, "/proc/"+p+"/task/*/status")
+		status, stat = append(status, "/proc/"+p+"/task/*/status"), append(stat, "/proc/"+p+"/stat")
 	}
-	out, err := b.s.Run(ctx, "sh", "-c", "cat "+strings.Join(paths, " ")+" 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s+0}'")
+	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the
+	// command name, which ends the first ") ".
+	script := "cat " + strings.Join(status, " ") + " 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s+0}'; " +
+		"cat " + strings.Join(stat, " ") + " 2>/dev/null | sed 's/.*) //' | awk '{t += $12 + $13} END {print t+0}'; getconf CLK_TCK"
+	out, err := b.s.Run(ctx, "sh", "-c", script)
 	if err != nil {
-		return 0, err
+		return usage{}, err
 	}
-	return strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		return usage{}, fmt.Errorf("reading the servers' /proc: %q", out)
+	}
+	var u usage
+	var ticks, hz int64
+	u.ctxsw, err = strconv.ParseInt(f[0], 10, 64)
+	if err == nil {
+		ticks, err = strconv.ParseInt(f[1], 10, 64)
+	}
+	if err == nil {
+		hz, err = strconv.ParseInt(f[2], 10, 64)
+	}
+	if err != nil || hz <= 0 {
+		return usage{}, fmt.Errorf("reading the servers' /proc: %q: %v", out, err)
+	}
+	u.cpu = time.Duration(ticks) * time.Second / time.Duration(hz)
+	return u, nil
+}
+
+// idleTicks reads the machine's idle and total CPU time from /proc/stat,
+// in clock ticks: the sandbox shares this kernel.
+func idleTicks() (idle, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for k, v := range f[1:min(len(f), 9)] { // user … steal; guest is counted in user already
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		if k == 3 || k == 4 { // idle, iowait
+			idle += n
+		}
+		total += n
+	}
+	return idle, total, nil
 }
