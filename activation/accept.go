@@ -5,239 +5,269 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // Accept modes ($ACCEPT_MODE), for the sockets systemd passes.
 const (
-	// AcceptShared uses Go's own accept loop: every instance's netpoller
-	// wakes for every new connection and all but one find nothing. The
-	// default.
+	// AcceptShared uses Go's own accept loop as Go sets it up: every
+	// instance's netpoller wakes for every new connection and all but one
+	// find nothing. The default.
 	AcceptShared = "shared"
-	// AcceptExclusive waits for connections with EPOLLEXCLUSIVE on a
-	// thread of its own, so that the kernel wakes one idle instance per
-	// new connection instead of all of them, and an instance that has just
-	// accepted queues behind the others: connections spread evenly. The
-	// waiting thread keeps the process's Go scheduler slot (P) until the
-	// runtime's monitor takes it back, 20µs to 10ms later; with one CPU
-	// per instance nothing else runs meanwhile, which costs throughput and
-	// tail latency (docs/decisions.md has the measurements).
+	// AcceptExclusive keeps Go's accept loop but has Go's netpoller watch
+	// the socket with EPOLLEXCLUSIVE, so that the kernel wakes one idle
+	// instance per new connection instead of all of them, and an instance
+	// that has just accepted queues behind the others: connections spread
+	// evenly, and a busy instance leaves them to idle ones.
 	AcceptExclusive = "exclusive"
 )
 
-// exclusiveListener accepts from a listening socket shared with other
-// processes, waking only when the kernel picks this process.
+// exclusiveListener is a listener in Go's own netpoller whose socket the
+// netpoller watches with EPOLLEXCLUSIVE.
 //
-// Go's netpoller registers a listener edge-triggered and without
-// EPOLLEXCLUSIVE, so every process holding a shared socket wakes for every
-// connection (a thundering herd). This listener keeps the socket out of
-// Go's netpoller and waits in epoll_wait(2) on a private epoll instance
-// where the socket is registered with EPOLLEXCLUSIVE. The kernel then wakes
-// only the first process in the socket's wait queue that is waiting, and
-// skips a process that is busy (not waiting). Before it waits again after
-// accepting, the listener registers the socket anew, which moves this
-// process to the end of the queue: idle instances take new connections in
-// turn, as nginx re-adds its listening sockets for the same reason.
+// Go registers a listening socket in its epoll instance edge-triggered and
+// without EPOLLEXCLUSIVE, so every process holding a shared socket wakes for
+// every connection (a thundering herd). exclusiveListener replaces that
+// registration with one that has EPOLLEXCLUSIVE and the same data (the
+// runtime's pointer to its poll descriptor, read from /proc/self/fdinfo):
+// the kernel then wakes only the first process in the socket's wait queue
+// that is waiting in epoll_wait, and passes over one that is busy. After
+// each accepted connection it registers the socket anew (EPOLL_CTL_MOD is
+// not allowed with EPOLLEXCLUSIVE), which moves this process to the end of
+// the queue, so idle instances take new connections in turn; nginx re-adds
+// its listening sockets for the same reason.
 //
-// Accepted connections are ordinary net.Conns in Go's netpoller. Close
-// wakes a waiting Accept through an eventfd and closes only this process's
-// descriptor: the socket and its queue stay with systemd and the other
-// instances. interrupt wakes it the same way, so that an instance can stop
-// accepting (see gatedListener): a process not waiting in epoll_wait is
-// skipped by the kernel, and its share goes to the others.
+// Paused by the accept gate, it leaves the socket's queue altogether: Go's
+// netpoller waits in epoll_wait whenever the process is idle, also while
+// nothing accepts, and the kernel would keep handing this process the
+// connections the other instances should take.
+//
+// Everything else is Go's: Accept, deadlines, and Close, whose removal from
+// the epoll instance removes this registration. The runtime registers a
+// descriptor once and removes it only when closing it; mu makes sure the
+// descriptor is never registered again once Close has begun, when its
+// number could already name another file.
 type exclusiveListener struct {
-	fd   int // our own duplicate of the listening socket
-	epfd int // epoll instance with fd (EPOLLEXCLUSIVE) and evfd
-	evfd int // eventfd written by Close and interrupt to wake a waiting Accept
-	addr net.Addr
+	net.Listener // *net.TCPListener or *net.UnixListener
 
-	closed       atomic.Bool
-	closeOnce    sync.Once
-	interrupting atomic.Bool // Accept returns errAcceptInterrupted until clear
-	wakeMu       sync.Mutex  // held while evfd is written or closed
+	fd   int             // the listener's descriptor, owned by Listener
+	epfd int             // the runtime's epoll instance
+	ev   unix.EpollEvent // EPOLLIN|EPOLLET|EPOLLEXCLUSIVE, the runtime's data
 
-	mu       sync.Mutex // held by Accept while it uses the descriptors
-	accepted bool       // accepted since the socket was last registered
-	events   [2]unix.EpollEvent
+	mu     sync.Mutex
+	closed bool
+	paused bool  // by interrupt: out of the socket's queue until clear
+	broken error // a failed re-registration, returned by the next Accept
 }
 
-// newExclusiveListener takes a duplicate of the listening socket fd and
-// sets up the epoll instance. The caller keeps fd.
-func newExclusiveListener(fd int, addr net.Addr) (_ *exclusiveListener, err error) {
-	l := &exclusiveListener{fd: -1, epfd: -1, evfd: -1, addr: addr}
-	defer func() {
-		if err != nil {
-			l.closeFDs()
-		}
-	}()
-	if l.fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3); err != nil {
-		return nil, fmt.Errorf("duplicate the listening socket: %w", err)
+// exclusiveEvents are the events exclusiveListener registers: the kernel
+// allows only EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLWAKEUP and
+// EPOLLET beside EPOLLEXCLUSIVE, so Go's EPOLLRDHUP and EPOLLOUT, which
+// mean nothing on a listening socket, are left out.
+const exclusiveEvents = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLEXCLUSIVE
+
+// newExclusiveListener takes over ln's registration in Go's netpoller. On
+// failure ln is left as it was, registered the way Go registered it.
+func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no descriptor", ln)
 	}
-	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
-	if l.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return nil, fmt.Errorf("eventfd: %w", err)
+	fd := -1
+	if err := raw.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.evfd)}
-	if err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
-		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	reg, err := pollerRegistration(fd)
+	if err != nil {
+		return nil, err
 	}
-	if err = l.register(); err != nil {
+	l := &exclusiveListener{Listener: ln, fd: fd, epfd: reg.epfd}
+	l.ev.Events = exclusiveEvents
+	setEventData(&l.ev, reg.data)
+	if err := l.reregister(); err != nil {
+		// Put Go's own registration back, so that the listener still
+		// accepts, the way every instance does in shared mode.
+		orig := unix.EpollEvent{Events: reg.events}
+		setEventData(&orig, reg.data)
+		_ = unix.EpollCtl(reg.epfd, unix.EPOLL_CTL_ADD, fd, &orig)
 		return nil, err
 	}
 	return l, nil
 }
 
-// register adds the socket to the epoll instance, at the end of the
-// socket's queue of exclusive waiters.
-func (l *exclusiveListener) register() error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &ev); err != nil {
-		return fmt.Errorf("epoll_ctl EPOLLEXCLUSIVE: %w", err)
+// reregister removes the socket from the runtime's epoll instance and adds
+// it again with EPOLLEXCLUSIVE, at the end of the socket's queue of
+// exclusive waiters. A connection that arrives in between is not lost: the
+// other instances may take it, and adding a socket that is ready reports it
+// at once.
+func (l *exclusiveListener) reregister() error {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+		return os.NewSyscallError("epoll_ctl del", err)
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.ev); err != nil {
+		return os.NewSyscallError("epoll_ctl add EPOLLEXCLUSIVE", err)
 	}
 	return nil
 }
 
-// requeue moves this process to the end of the socket's queue of waiters
-// (EPOLL_CTL_MOD is not allowed with EPOLLEXCLUSIVE, hence DEL and ADD).
-func (l *exclusiveListener) requeue() error {
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
-		return fmt.Errorf("epoll_ctl del: %w", err)
-	}
-	return l.register()
-}
-
-// errAcceptInterrupted is what Accept returns between interrupt and clear.
-var errAcceptInterrupted = errors.New("accept interrupted")
-
-// Accept waits for and returns the next connection. It returns an error
-// wrapping net.ErrClosed once Close was called, and one wrapping
-// errAcceptInterrupted between interrupt and clear.
+// Accept waits for and returns the next connection, then queues this
+// process behind the others for the next one.
 func (l *exclusiveListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
+	broken := l.broken
+	l.mu.Unlock()
+	if broken != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: broken}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
 	defer l.mu.Unlock()
-	for {
-		if l.closed.Load() {
-			return nil, l.opError(net.ErrClosed)
+	if !l.closed && !l.paused {
+		if err := l.reregister(); err != nil {
+			// Not in the netpoller any more: no later Accept would
+			// ever wake. The next one says so and Serve ends.
+			l.broken = err
 		}
-		if l.interrupting.Load() {
-			return nil, l.opError(errAcceptInterrupted)
-		}
-		// A blocking socket: os.NewFile then leaves it out of Go's
-		// netpoller, and net.FileConn makes its duplicate non-blocking.
-		nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC)
-		switch {
-		case err == nil:
-			l.accepted = true
-			return l.conn(nfd)
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
-			continue
-		case !errors.Is(err, unix.EAGAIN):
-			return nil, l.opError(os.NewSyscallError("accept4", err))
-		}
-		if l.accepted {
-			if err := l.requeue(); err != nil {
-				return nil, l.opError(err)
-			}
-			l.accepted = false
-		}
-		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return nil, l.opError(os.NewSyscallError("epoll_wait", err))
-		}
-		l.drainWake(l.events[:max(n, 0)])
 	}
+	return c, nil
 }
 
-// drainWake reads the eventfd when it is among events, so that a wake-up
-// seen once does not wake every later epoll_wait too (the loop looks at
-// closed and interrupted before it waits again).
-func (l *exclusiveListener) drainWake(events []unix.EpollEvent) {
-	for _, ev := range events {
-		if ev.Fd == int32(l.evfd) {
-			var count [8]byte
-			_, _ = unix.Read(l.evfd, count[:]) // EAGAIN: drained already
-			return
-		}
+// SetDeadline sets the deadline of the listener's Accept, as
+// *net.TCPListener's does.
+func (l *exclusiveListener) SetDeadline(t time.Time) error {
+	d, ok := l.Listener.(deadliner)
+	if !ok {
+		return fmt.Errorf("%T has no deadline: %w", l.Listener, errors.ErrUnsupported)
 	}
+	return d.SetDeadline(t)
 }
 
-// wake makes a waiting epoll_wait return.
-func (l *exclusiveListener) wake() error {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.evfd < 0 {
-		return l.opError(net.ErrClosed)
-	}
-	var one [8]byte
-	one[0] = 1 // any non-zero 8-byte count wakes epoll_wait
-	if _, err := unix.Write(l.evfd, one[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
-		return os.NewSyscallError("write eventfd", err)
-	}
-	return nil
-}
-
-// interrupt makes the Accept waiting now, and every later one until
-// clear, return an error wrapping errAcceptInterrupted.
+// interrupt takes the socket out of the runtime's epoll instance, so that
+// the kernel wakes the other instances for new connections, and makes the
+// Accept waiting now, and every later one until clear, return a timeout.
 func (l *exclusiveListener) interrupt() error {
-	l.interrupting.Store(true)
-	return l.wake()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed && !l.paused {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+			return os.NewSyscallError("epoll_ctl del", err)
+		}
+	}
+	l.paused = true
+	return l.SetDeadline(pastDeadline)
 }
 
-// clear undoes interrupt.
+// clear undoes interrupt: this process is back at the end of the queue.
 func (l *exclusiveListener) clear() error {
-	l.interrupting.Store(false)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	if l.closed || !l.paused {
+		return nil
+	}
+	l.paused = false
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.ev); err != nil {
+		l.broken = os.NewSyscallError("epoll_ctl add EPOLLEXCLUSIVE", err)
+		return l.broken
+	}
 	return nil
 }
 
 // interrupted recognises the error of an interrupted Accept.
 func (l *exclusiveListener) interrupted(err error) bool {
-	return errors.Is(err, errAcceptInterrupted)
+	return deadlineInterrupter{}.interrupted(err)
 }
 
-// conn turns an accepted descriptor into a net.Conn in Go's netpoller.
-func (l *exclusiveListener) conn(nfd int) (net.Conn, error) {
-	f := os.NewFile(uintptr(nfd), "")
-	c, err := net.FileConn(f) // a non-blocking duplicate
-	f.Close()
-	if err != nil {
-		return nil, l.opError(err)
-	}
-	return c, nil
-}
-
-// opError wraps err the way net's listeners do, so that http.Server treats
-// temporary failures (EMFILE, ENFILE, …) as such and retries.
-func (l *exclusiveListener) opError(err error) error {
-	return &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: err}
-}
-
-// Close stops Accept and closes this process's descriptors of the socket.
+// Close closes the listener; the socket is never registered again.
 func (l *exclusiveListener) Close() error {
-	l.closeOnce.Do(func() {
-		l.closed.Store(true)
-		_ = l.wake()
-		l.mu.Lock() // wait for a running Accept to return
-		defer l.mu.Unlock()
-		l.closeFDs()
-	})
-	return nil
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	return l.Listener.Close()
 }
 
-func (l *exclusiveListener) closeFDs() {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	for _, fd := range []*int{&l.fd, &l.epfd, &l.evfd} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
+// registration is one entry of an epoll instance, as /proc/PID/fdinfo
+// shows it.
+type registration struct {
+	epfd   int
+	events uint32
+	data   uint64
+}
+
+// pollerRegistration finds the epoll instance of this process that watches
+// fd (Go's netpoller: no other epoll instance holds a listener) and the
+// events and data it registered fd with.
+func pollerRegistration(fd int) (registration, error) {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return registration{}, err
+	}
+	for _, e := range entries {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		epfd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		if reg, ok, err := parseEpollInfo(string(info), fd); err != nil || ok {
+			reg.epfd = epfd
+			return reg, err
 		}
 	}
+	return registration{}, fmt.Errorf("no epoll instance of this process watches descriptor %d", fd)
 }
 
-// Addr is the socket's local address.
-func (l *exclusiveListener) Addr() net.Addr { return l.addr }
+// parseEpollInfo reads fd's entry from an epoll instance's fdinfo, whose
+// lines for watched descriptors read
+// "tfd: FD events: HEX data: HEX pos:... ino:... sdev:..." (proc(5)).
+func parseEpollInfo(info string, fd int) (registration, bool, error) {
+	want := strconv.Itoa(fd)
+	for line := range strings.Lines(info) {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[0] != "tfd:" || f[1] != want {
+			continue
+		}
+		if f[2] != "events:" || f[4] != "data:" {
+			return registration{}, false, fmt.Errorf("epoll fdinfo: unexpected line %q", line)
+		}
+		events, err := strconv.ParseUint(f[3], 16, 32)
+		if err != nil {
+			return registration{}, false, fmt.Errorf("epoll fdinfo: events in %q: %w", line, err)
+		}
+		data, err := strconv.ParseUint(f[5], 16, 64)
+		if err != nil {
+			return registration{}, false, fmt.Errorf("epoll fdinfo: data in %q: %w", line, err)
+		}
+		return registration{events: uint32(events), data: data}, true, nil
+	}
+	return registration{}, false, nil
+}
+
+// setEventData stores data as the 64-bit data of ev. x/sys spells that
+// union as Fd and Pad, the two 32-bit halves of its memory on every Linux
+// architecture (with padding before Fd where the kernel's struct is not
+// packed).
+func setEventData(ev *unix.EpollEvent, data uint64) {
+	*(*uint64)(unsafe.Pointer(&ev.Fd)) = data
+}

@@ -68,16 +68,7 @@ func duplicate(t *testing.T, ln net.Listener) net.Listener {
 // makes one with ACCEPT_MODE=exclusive.
 func exclusiveOn(t *testing.T, ln net.Listener) net.Listener {
 	t.Helper()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fl, err := net.FileListener(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	el := exclusive(f, fl)
+	el := exclusive(duplicate(t, ln))
 	if _, ok := el.(*exclusiveListener); !ok {
 		el.Close()
 		t.Skip("no EPOLLEXCLUSIVE on this kernel")

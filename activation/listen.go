@@ -112,7 +112,7 @@ func pickListeners(files []*os.File, name, mode string) ([]net.Listener, error) 
 			return lns, fmt.Errorf("socket %q is not a listening stream socket: %w", name, err)
 		}
 		if mode == AcceptExclusive {
-			ln = exclusive(f, ln)
+			ln = exclusive(ln)
 		}
 		lns = append(lns, ln)
 	}
@@ -122,17 +122,13 @@ func pickListeners(files []*os.File, name, mode string) ([]net.Listener, error) 
 	return lns, nil
 }
 
-// exclusive returns an exclusiveListener on f's socket in place of ln, or
-// ln itself where the kernel lacks EPOLLEXCLUSIVE (before Linux 4.5).
-func exclusive(f *os.File, ln net.Listener) net.Listener {
-	raw, err := f.SyscallConn() // not f.Fd(): that would clear O_NONBLOCK, shared by every instance
+// exclusive returns an exclusiveListener on ln, or ln itself, accepting
+// as Go does, where the kernel lacks EPOLLEXCLUSIVE (before Linux 4.5) or
+// /proc does not show Go's registration.
+func exclusive(ln net.Listener) net.Listener {
+	el, err := newExclusiveListener(ln)
 	if err != nil {
 		return ln
 	}
-	var el *exclusiveListener
-	if cerr := raw.Control(func(fd uintptr) { el, err = newExclusiveListener(int(fd), ln.Addr()) }); cerr != nil || err != nil {
-		return ln
-	}
-	ln.Close() // Go's netpoller would wake this process for every connection
 	return el
 }
