@@ -19,13 +19,14 @@ import (
 const (
 	// AcceptShared uses Go's own accept loop as Go sets it up: every
 	// instance's netpoller wakes for every new connection and all but one
-	// find nothing. The default.
+	// find nothing; which one wins is a race, so connections spread
+	// unevenly.
 	AcceptShared = "shared"
 	// AcceptExclusive keeps Go's accept loop but has Go's netpoller watch
 	// the socket with EPOLLEXCLUSIVE, so that the kernel wakes one idle
 	// instance per new connection instead of all of them, and an instance
 	// that has just accepted queues behind the others: connections spread
-	// evenly, and a busy instance leaves them to idle ones.
+	// evenly, and a busy instance leaves them to idle ones. The default.
 	AcceptExclusive = "exclusive"
 )
 

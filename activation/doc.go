@@ -12,9 +12,10 @@
 //     $LISTEN_FDNAMES), or listens on $LISTEN_ADDR, $PORT or :8080 when run
 //     outside systemd, so the same binary works in a terminal, a container
 //     or Kubernetes;
-//   - it accepts with Go's own loop, or with $ACCEPT_MODE=exclusive so
-//     that the kernel wakes one idle instance per connection, in turn
-//     (an even spread, at some cost in throughput and tail latency);
+//   - it accepts with Go's own loop, with the shared socket watched so
+//     that the kernel wakes one idle instance per connection, in turn,
+//     and passes over busy ones (an even spread); $ACCEPT_MODE=shared
+//     leaves Go's registration as it is, waking every instance;
 //   - it bounds what one keep-alive connection carries
 //     ($KEEPALIVE_REQUESTS, default 100; $KEEPALIVE_TIME, default 1m):
 //     the response that reaches a bound says "Connection: close", so

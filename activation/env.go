@@ -209,7 +209,7 @@ func parseKeepAlive(env lookupFunc, def keepAliveLimits) (keepAliveLimits, error
 func parseAcceptMode(env lookupFunc) (string, error) {
 	v, ok := env("ACCEPT_MODE")
 	if !ok || v == "" {
-		return AcceptShared, nil
+		return AcceptExclusive, nil
 	}
 	if v != AcceptExclusive && v != AcceptShared {
 		return "", fmt.Errorf("ACCEPT_MODE=%q: want %q (one idle instance woken per connection) or %q (Go's accept loop)", v, AcceptExclusive, AcceptShared)

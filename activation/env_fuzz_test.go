@@ -190,7 +190,7 @@ func FuzzAcceptMode(f *testing.F) {
 		got, err := parseAcceptMode(envOf("ACCEPT_MODE", v))
 		want := v
 		if v == "" {
-			want = AcceptShared
+			want = AcceptExclusive
 		}
 		checkParse(t, "ACCEPT_MODE", v, got, err, want, v == "" || v == "exclusive" || v == "shared")
 	})

@@ -110,7 +110,7 @@ func TestParseAcceptMode(t *testing.T) {
 	for _, tc := range []struct {
 		v, want, wantErr string
 	}{
-		{"", AcceptShared, ""},
+		{"", AcceptExclusive, ""},
 		{"exclusive", AcceptExclusive, ""},
 		{"shared", AcceptShared, ""},
 		{"Shared", "", "ACCEPT_MODE"},

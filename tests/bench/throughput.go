@@ -33,8 +33,9 @@ type variant struct {
 
 var (
 	shipped = variant{}
-	// exclusiveAccept wakes one idle instance per connection.
-	exclusiveAccept = variant{"exclusive accept (ACCEPT_MODE=exclusive)", []string{"ACCEPT_MODE=exclusive"}}
+	// sharedAccept leaves Go's registration of the socket as it is: every
+	// instance wakes for every connection.
+	sharedAccept = variant{"Go's accept loop as is (ACCEPT_MODE=shared)", []string{"ACCEPT_MODE=shared"}}
 	// unbounded keeps every keep-alive connection on its first instance.
 	unbounded = variant{"unbounded keep-alive (KEEPALIVE_REQUESTS=0, KEEPALIVE_TIME=0)", []string{"KEEPALIVE_REQUESTS=0", "KEEPALIVE_TIME=0"}}
 	// before is how the herd ran before keep-alive connections were bounded.
@@ -52,7 +53,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				return err
 			}
 		}
-		variants := []variant{exclusiveAccept}
+		variants := []variant{sharedAccept}
 		if keepAlive {
 			variants = append(variants, unbounded)
 		}
@@ -72,7 +73,7 @@ func (b *bench) throughput(ctx context.Context) error {
 // their time, and their latency counts from then.
 func (b *bench) openLoop(ctx context.Context) error {
 	const rate, workers = 2000, 64
-	for _, v := range []variant{shipped, exclusiveAccept} {
+	for _, v := range []variant{shipped, sharedAccept} {
 		if err := b.configure(ctx, 2, v); err != nil {
 			return err
 		}
@@ -235,8 +236,8 @@ func (b *bench) sampleLoad(ctx context.Context, url string, pids []string, n int
 		return sample{}, err
 	}
 	served := float64(r.Total - r.Failed)
-	s := sp.sample(served, b.o.duration)
-	s.p99, s.skew, s.errors = ms(r.Percentile(0.99)), skew(r, n), r.Failed
+	s := sp.sample(served)
+	s.rps, s.p99, s.skew, s.errors = served/b.o.duration.Seconds(), ms(r.Percentile(0.99)), skew(r, n), r.Failed
 	s.genCPU = gen.Seconds() / b.o.duration.Seconds() / float64(runtime.NumCPU())
 	return s, nil
 }
@@ -251,8 +252,8 @@ func (b *bench) sampleWrk(ctx context.Context, url string, pids []string, keepAl
 	if err != nil {
 		return sample{}, err
 	}
-	s := sp.sample(r.rps*b.o.duration.Seconds(), b.o.duration)
-	s.p99, s.errors = r.p99, r.errors
+	s := sp.sample(r.rps * sp.wall.Seconds()) // wrk runs whole seconds
+	s.rps, s.p99, s.errors = r.rps, r.p99, r.errors
 	s.genCPU = r.cpu / b.o.duration.Seconds() / float64(runtime.NumCPU())
 	return s, nil
 }
@@ -260,7 +261,8 @@ func (b *bench) sampleWrk(ctx context.Context, url string, pids []string, keepAl
 // spent is what one load run cost the servers and the machine.
 type spent struct {
 	server usage
-	idle   float64 // share of the machine's CPU time left idle
+	idle   float64       // share of the machine's CPU time left idle
+	wall   time.Duration // how long the run took
 }
 
 // spend runs one load run and measures what the serving processes pids
@@ -274,9 +276,11 @@ func (b *bench) spend(ctx context.Context, pids []string, run func() error) (spe
 	if err != nil {
 		return spent{}, err
 	}
+	start := time.Now()
 	if err := run(); err != nil {
 		return spent{}, err
 	}
+	wall := time.Since(start)
 	idle1, total1, err := idleTicks()
 	if err != nil {
 		return spent{}, err
@@ -288,16 +292,16 @@ func (b *bench) spend(ctx context.Context, pids []string, run func() error) (spe
 	return spent{
 		server: usage{ctxsw: after.ctxsw - before.ctxsw, cpu: after.cpu - before.cpu},
 		idle:   float64(idle1-idle0) / float64(max(total1-total0, 1)),
+		wall:   wall,
 	}, nil
 }
 
-// sample turns what a run of length d that served requests cost into the
-// per-request and per-machine figures.
-func (s spent) sample(served float64, d time.Duration) sample {
+// sample turns what a run that served requests cost into the per-request
+// and per-machine figures.
+func (s spent) sample(served float64) sample {
 	return sample{
-		rps:    served / d.Seconds(),
 		ctxsw:  float64(s.server.ctxsw) / max(served, 1),
-		srvCPU: s.server.cpu.Seconds() / d.Seconds() / float64(runtime.NumCPU()),
+		srvCPU: s.server.cpu.Seconds() / s.wall.Seconds() / float64(runtime.NumCPU()),
 		perReq: float64(s.server.cpu.Microseconds()) / max(served, 1),
 		idle:   s.idle,
 	}
