@@ -50,6 +50,10 @@ const (
 // nothing accepts, and the kernel would keep handing this process the
 // connections the other instances should take.
 //
+// The shared socket must stay non-blocking (NonBlocking=yes in the
+// service unit): a process asleep in a blocking accept(2) is one more
+// exclusive waiter, and what the kernel hands it waits until it returns.
+//
 // Everything else is Go's: Accept, deadlines, and Close, whose removal from
 // the epoll instance removes this registration. The runtime registers a
 // descriptor once and removes it only when closing it; mu makes sure the

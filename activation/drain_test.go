@@ -34,8 +34,8 @@ func testRollingRestart(t *testing.T, keepAlive, mixed bool) {
 	sock, addr := tcpSocket(t)
 	start := func(slot int) *worker {
 		env := []string{"INSTANCE=" + strconv.Itoa(slot)}
-		if mixed && slot%2 == 1 {
-			env = append(env, "ACCEPT_MODE="+activation.AcceptExclusive)
+		if mixed {
+			env = append(env, "ACCEPT_MODE="+[]string{activation.AcceptShared, activation.AcceptExclusive}[slot%2])
 		}
 		w := startWorker(t, workerSpec{
 			files: []*os.File{sock}, names: []string{"app.socket"}, env: env,

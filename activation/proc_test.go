@@ -213,6 +213,7 @@ func startWorker(t *testing.T, spec workerSpec) *worker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	keepNonBlocking(t, spec.files)
 	go func() { w.err = cmd.Wait(); close(w.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -222,6 +223,28 @@ func startWorker(t *testing.T, spec workerSpec) *worker {
 		}
 	})
 	return w
+}
+
+// keepNonBlocking sets O_NONBLOCK again on the sockets just passed to a
+// worker, as systemd does with NonBlocking=yes: os/exec hands ExtraFiles
+// over through File.Fd, which puts a non-blocking file in blocking mode,
+// and the flag belongs to the socket every worker shares. A worker whose
+// Go accept then calls accept(2) sleeps in the kernel, outside Go's
+// netpoller, until a connection comes to it, and cannot close its
+// listener meanwhile (docs/decisions.md: "Every instance start keeps the
+// shared socket non-blocking").
+func keepNonBlocking(t *testing.T, files []*os.File) {
+	t.Helper()
+	for _, f := range files {
+		raw, err := f.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), true) }); err != nil || serr != nil {
+			t.Fatalf("set O_NONBLOCK on the passed socket: %v %v", err, serr)
+		}
+	}
 }
 
 // waitLog waits until the worker's stderr contains text. The worker's
