@@ -31,7 +31,7 @@ const (
 )
 
 // exclusiveListener is a listener in Go's own netpoller whose socket the
-// netpoller watches with EPOLLEXCLUSIVE.
+// netpoller watches with EPOLLEXCLUSIVE once it accepts.
 //
 // Go registers a listening socket in its epoll instance edge-triggered and
 // without EPOLLEXCLUSIVE, so every process holding a shared socket wakes for
@@ -39,7 +39,11 @@ const (
 // registration with one that has EPOLLEXCLUSIVE and the same data (the
 // runtime's pointer to its poll descriptor, read from /proc/self/fdinfo):
 // the kernel then wakes only the first process in the socket's wait queue
-// that is waiting in epoll_wait, and passes over one that is busy. After
+// that is waiting in epoll_wait, and passes over one that is busy. It does
+// so at the first Accept, not before: Go's netpoller waits in epoll_wait
+// whenever the process is idle, also during a warm-up before anything
+// accepts, and the kernel would hand a warming instance connections that
+// the others could serve at once. After
 // each accepted connection it registers the socket anew (EPOLL_CTL_MOD is
 // not allowed with EPOLLEXCLUSIVE), which moves this process to the end of
 // the queue, so idle instances take new connections in turn; nginx re-adds
@@ -67,6 +71,7 @@ type exclusiveListener struct {
 	ev   unix.EpollEvent // EPOLLIN|EPOLLET|EPOLLEXCLUSIVE, the runtime's data
 
 	mu     sync.Mutex
+	armed  bool // registered with EPOLLEXCLUSIVE (else Go's own registration)
 	closed bool
 	paused bool  // by interrupt: out of the socket's queue until clear
 	broken error // a failed re-registration, returned by the next Accept
@@ -78,8 +83,8 @@ type exclusiveListener struct {
 // mean nothing on a listening socket, are left out.
 const exclusiveEvents = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLEXCLUSIVE
 
-// newExclusiveListener takes over ln's registration in Go's netpoller. On
-// failure ln is left as it was, registered the way Go registered it.
+// newExclusiveListener finds ln's registration in Go's netpoller, to take
+// it over at the first Accept. On failure ln is left as it was.
 func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
@@ -100,14 +105,6 @@ func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 	l := &exclusiveListener{Listener: ln, fd: fd, epfd: reg.epfd}
 	l.ev.Events = exclusiveEvents
 	setEventData(&l.ev, reg.data)
-	if err := l.reregister(); err != nil {
-		// Put Go's own registration back, so that the listener still
-		// accepts, the way every instance does in shared mode.
-		orig := unix.EpollEvent{Events: reg.events}
-		setEventData(&orig, reg.data)
-		_ = unix.EpollCtl(reg.epfd, unix.EPOLL_CTL_ADD, fd, &orig)
-		return nil, err
-	}
 	return l, nil
 }
 
@@ -129,11 +126,8 @@ func (l *exclusiveListener) reregister() error {
 // Accept waits for and returns the next connection, then queues this
 // process behind the others for the next one.
 func (l *exclusiveListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	broken := l.broken
-	l.mu.Unlock()
-	if broken != nil {
-		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: broken}
+	if err := l.arm(); err != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: err}
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -141,7 +135,7 @@ func (l *exclusiveListener) Accept() (net.Conn, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.closed && !l.paused {
+	if l.armed && !l.closed && !l.paused {
 		if err := l.reregister(); err != nil {
 			// Not in the netpoller any more: no later Accept would
 			// ever wake. The next one says so and Serve ends.
@@ -149,6 +143,22 @@ func (l *exclusiveListener) Accept() (net.Conn, error) {
 		}
 	}
 	return c, nil
+}
+
+// arm registers the socket with EPOLLEXCLUSIVE the first time Accept runs
+// (not while paused or closed), and returns a failed re-registration.
+func (l *exclusiveListener) arm() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil || l.armed || l.closed || l.paused {
+		return l.broken
+	}
+	if err := l.reregister(); err != nil {
+		l.broken = err
+		return err
+	}
+	l.armed = true
+	return nil
 }
 
 // SetDeadline sets the deadline of the listener's Accept, as
@@ -167,7 +177,7 @@ func (l *exclusiveListener) SetDeadline(t time.Time) error {
 func (l *exclusiveListener) interrupt() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.closed && !l.paused {
+	if l.armed && !l.closed && !l.paused {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
 			return os.NewSyscallError("epoll_ctl del", err)
 		}
@@ -187,6 +197,9 @@ func (l *exclusiveListener) clear() error {
 		return nil
 	}
 	l.paused = false
+	if !l.armed { // Go's own registration is still in place
+		return nil
+	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.ev); err != nil {
 		l.broken = os.NewSyscallError("epoll_ctl add EPOLLEXCLUSIVE", err)
 		return l.broken

@@ -38,9 +38,10 @@ func TestParseEpollInfo(t *testing.T) {
 	}
 }
 
-// An exclusive listener is watched by Go's own netpoller with
-// EPOLLEXCLUSIVE and the runtime's data; paused, it is not watched at all;
-// resumed, it is again, and it accepts throughout as Go's listener does.
+// An exclusive listener keeps Go's registration until it first accepts,
+// then is watched by Go's own netpoller with EPOLLEXCLUSIVE and the
+// runtime's data; paused, it is not watched at all; resumed, it is again,
+// and it accepts throughout as Go's listener does.
 func TestExclusiveRegistration(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,6 +58,10 @@ func TestExclusiveRegistration(t *testing.T) {
 		t.Skip("no EPOLLEXCLUSIVE on this kernel, or no fdinfo")
 	}
 	defer el.Close()
+	if reg, err := pollerRegistration(fd); err != nil || reg != before {
+		t.Fatalf("before the first Accept: %+v, %v; want Go's own %+v", reg, err, before)
+	}
+	acceptOne(t, el)
 	after, err := pollerRegistration(fd)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +69,6 @@ func TestExclusiveRegistration(t *testing.T) {
 	if after.epfd != before.epfd || after.data != before.data || watched(after) != exclusiveEvents {
 		t.Fatalf("registration %+v, want Go's %+v with events %#x", after, before, uint32(exclusiveEvents))
 	}
-	acceptOne(t, el)
 	if err := el.interrupt(); err != nil {
 		t.Fatal(err)
 	}
