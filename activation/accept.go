@@ -39,20 +39,17 @@ const (
 // registration with one that has EPOLLEXCLUSIVE and the same data (the
 // runtime's pointer to its poll descriptor, read from /proc/self/fdinfo):
 // the kernel then wakes only the first process in the socket's wait queue
-// that is waiting in epoll_wait, and passes over one that is busy. It does
-// so at the first Accept, not before: Go's netpoller waits in epoll_wait
-// whenever the process is idle, also during a warm-up before anything
-// accepts, and the kernel would hand a warming instance connections that
-// the others could serve at once. After
+// that is waiting in epoll_wait, and passes over one that is busy. After
 // each accepted connection it registers the socket anew (EPOLL_CTL_MOD is
 // not allowed with EPOLLEXCLUSIVE), which moves this process to the end of
 // the queue, so idle instances take new connections in turn; nginx re-adds
 // its listening sockets for the same reason.
 //
-// Paused by the accept gate, it leaves the socket's queue altogether: Go's
-// netpoller waits in epoll_wait whenever the process is idle, also while
-// nothing accepts, and the kernel would keep handing this process the
-// connections the other instances should take.
+// Go's netpoller waits in epoll_wait whenever the process is idle, also
+// while nothing accepts, and the kernel would hand such a process
+// connections the other instances could serve at once. So the registration
+// changes only at the first Accept (after a warm-up, not during it), and
+// while the accept gate has paused the listener it is removed altogether.
 //
 // The shared socket must stay non-blocking (NonBlocking=yes in the
 // service unit): a process asleep in a blocking accept(2) is one more
