@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/unitkit/unitkit/activation"
+	"golang.org/x/sys/unix"
 )
 
 const workerEnv = "ACTIVATION_TEST_WORKER"
@@ -213,7 +214,9 @@ func startWorker(t *testing.T, spec workerSpec) *worker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	keepNonBlocking(t, spec.files)
+	for _, f := range spec.files {
+		requireNonBlocking(t, f) // before the worker could set it again
+	}
 	go func() { w.err = cmd.Wait(); close(w.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -223,28 +226,6 @@ func startWorker(t *testing.T, spec workerSpec) *worker {
 		}
 	})
 	return w
-}
-
-// keepNonBlocking sets O_NONBLOCK again on the sockets just passed to a
-// worker, as systemd does with NonBlocking=yes: os/exec hands ExtraFiles
-// over through File.Fd, which puts a non-blocking file in blocking mode,
-// and the flag belongs to the socket every worker shares. A worker whose
-// Go accept then calls accept(2) sleeps in the kernel, outside Go's
-// netpoller, until a connection comes to it, and cannot close its
-// listener meanwhile (docs/decisions.md: "Every instance start keeps the
-// shared socket non-blocking").
-func keepNonBlocking(t *testing.T, files []*os.File) {
-	t.Helper()
-	for _, f := range files {
-		raw, err := f.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var serr error
-		if err := raw.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), true) }); err != nil || serr != nil {
-			t.Fatalf("set O_NONBLOCK on the passed socket: %v %v", err, serr)
-		}
-	}
 }
 
 // waitLog waits until the worker's stderr contains text. The worker's
@@ -305,21 +286,66 @@ func (b *lockedBuffer) String() string {
 }
 
 // tcpSocket opens a listening socket on loopback and returns it as a file,
-// as systemd would hold it.
+// as systemd would hold it with NonBlocking=yes: the socket stays
+// non-blocking whenever a worker is started with it.
+//
+// os/exec hands ExtraFiles over through File.Fd, which puts a file that Go
+// opened non-blocking into blocking mode, and the flag belongs to the socket
+// every worker shares: a worker whose Go accept then calls accept(2) sleeps
+// in the kernel, outside Go's netpoller, until a connection comes to it,
+// and cannot close its listener meanwhile (docs/decisions.md: "Every
+// instance start keeps the shared socket non-blocking"). A file that Go
+// finds blocking when it wraps the descriptor is one whose Fd leaves the
+// flag alone, so the descriptor is wrapped while the socket is briefly
+// blocking, before any worker exists.
 func tcpSocket(t *testing.T) (*os.File, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := ln.(*net.TCPListener).File()
+	defer ln.Close() // the duplicate in f keeps the socket listening
+	raw, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close() // the duplicate in f keeps the socket listening
+	var f *os.File
+	var ferr error
+	err = raw.Control(func(fd uintptr) {
+		if ferr = syscall.SetNonblock(int(fd), false); ferr != nil {
+			return
+		}
+		dup, err := syscall.Dup(int(fd))
+		if ferr = err; err != nil {
+			return
+		}
+		syscall.CloseOnExec(dup)
+		f = os.NewFile(uintptr(dup), "app.socket")
+		ferr = syscall.SetNonblock(int(fd), true)
+	})
+	if err != nil || ferr != nil {
+		t.Fatalf("duplicate the listening socket: %v %v", err, ferr)
+	}
 	t.Cleanup(func() { f.Close() })
-	return f, addr
+	return f, ln.Addr().String()
+}
+
+// requireNonBlocking fails the test unless the shared socket f is
+// non-blocking, as NonBlocking=yes keeps it under systemd.
+func requireNonBlocking(t *testing.T, f *os.File) {
+	t.Helper()
+	raw, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+		t.Fatalf("F_GETFL: %v %v", err, ferr)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the shared socket is in blocking mode: starting a worker cleared O_NONBLOCK")
+	}
 }
 
 // get sends one request on a fresh connection.
