@@ -66,6 +66,7 @@ type exclusiveListener struct {
 	fd   int             // the listener's descriptor, owned by Listener
 	epfd int             // the runtime's epoll instance
 	ev   unix.EpollEvent // EPOLLIN|EPOLLET|EPOLLEXCLUSIVE, the runtime's data
+	goEv unix.EpollEvent // the runtime's own registration
 
 	mu     sync.Mutex
 	armed  bool // registered with EPOLLEXCLUSIVE (else Go's own registration)
@@ -81,7 +82,9 @@ type exclusiveListener struct {
 const exclusiveEvents = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLEXCLUSIVE
 
 // newExclusiveListener finds ln's registration in Go's netpoller, to take
-// it over at the first Accept. On failure ln is left as it was.
+// it over at the first Accept, and tries the exclusive registration once,
+// so that a kernel without EPOLLEXCLUSIVE (before Linux 4.5) is found now.
+// On failure ln is left as it was.
 func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
@@ -100,8 +103,18 @@ func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 		return nil, err
 	}
 	l := &exclusiveListener{Listener: ln, fd: fd, epfd: reg.epfd}
-	l.ev.Events = exclusiveEvents
+	l.ev.Events, l.goEv.Events = exclusiveEvents, reg.events
 	setEventData(&l.ev, reg.data)
+	setEventData(&l.goEv, reg.data)
+	if err := l.reregister(); err != nil {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.goEv) // Go's own back
+		return nil, err
+	}
+	if err := l.swap(&l.goEv); err != nil {
+		// Not in the netpoller now: the first Accept says so, and
+		// Serve ends instead of waiting for good.
+		l.broken = err
+	}
 	return l, nil
 }
 
@@ -110,12 +123,16 @@ func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 // exclusive waiters. A connection that arrives in between is not lost: the
 // other instances may take it, and adding a socket that is ready reports it
 // at once.
-func (l *exclusiveListener) reregister() error {
+func (l *exclusiveListener) reregister() error { return l.swap(&l.ev) }
+
+// swap replaces the socket's registration in the runtime's epoll instance
+// with ev (EPOLL_CTL_MOD cannot add or drop EPOLLEXCLUSIVE).
+func (l *exclusiveListener) swap(ev *unix.EpollEvent) error {
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
 		return os.NewSyscallError("epoll_ctl del", err)
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.ev); err != nil {
-		return os.NewSyscallError("epoll_ctl add EPOLLEXCLUSIVE", err)
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, ev); err != nil {
+		return os.NewSyscallError(fmt.Sprintf("epoll_ctl add events %#x", ev.Events), err)
 	}
 	return nil
 }
