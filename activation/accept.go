@@ -86,16 +86,8 @@ const exclusiveEvents = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLEXCLUSIVE
 // so that a kernel without EPOLLEXCLUSIVE (before Linux 4.5) is found now.
 // On failure ln is left as it was.
 func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
-	sc, ok := ln.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("%T has no descriptor", ln)
-	}
-	raw, err := sc.SyscallConn()
+	fd, err := descriptor(ln)
 	if err != nil {
-		return nil, err
-	}
-	fd := -1
-	if err := raw.Control(func(u uintptr) { fd = int(u) }); err != nil {
 		return nil, err
 	}
 	reg, err := pollerRegistration(fd)
@@ -126,13 +118,23 @@ func newExclusiveListener(ln net.Listener) (*exclusiveListener, error) {
 func (l *exclusiveListener) reregister() error { return l.swap(&l.ev) }
 
 // swap replaces the socket's registration in the runtime's epoll instance
-// with ev (EPOLL_CTL_MOD cannot add or drop EPOLLEXCLUSIVE).
+// with ev (EPOLL_CTL_MOD cannot add or drop EPOLLEXCLUSIVE), or adds ev if
+// there is none.
 func (l *exclusiveListener) swap(ev *unix.EpollEvent) error {
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
-		return os.NewSyscallError("epoll_ctl del", err)
+	if err := l.unregister(); err != nil {
+		return err
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, ev); err != nil {
 		return os.NewSyscallError(fmt.Sprintf("epoll_ctl add events %#x", ev.Events), err)
+	}
+	return nil
+}
+
+// unregister removes the socket from the runtime's epoll instance, if it
+// is there.
+func (l *exclusiveListener) unregister() error {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+		return os.NewSyscallError("epoll_ctl del", err)
 	}
 	return nil
 }
@@ -192,8 +194,8 @@ func (l *exclusiveListener) interrupt() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.armed && !l.closed && !l.paused {
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil && !errors.Is(err, unix.ENOENT) {
-			return os.NewSyscallError("epoll_ctl del", err)
+		if err := l.unregister(); err != nil {
+			return err
 		}
 	}
 	l.paused = true
@@ -214,9 +216,9 @@ func (l *exclusiveListener) clear() error {
 	if !l.armed { // Go's own registration is still in place
 		return nil
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.fd, &l.ev); err != nil {
-		l.broken = os.NewSyscallError("epoll_ctl add EPOLLEXCLUSIVE", err)
-		return l.broken
+	if err := l.reregister(); err != nil {
+		l.broken = err
+		return err
 	}
 	return nil
 }
@@ -232,6 +234,23 @@ func (l *exclusiveListener) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	return l.Listener.Close()
+}
+
+// descriptor returns ln's descriptor, which ln keeps owning.
+func descriptor(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // registration is one entry of an epoll instance, as /proc/PID/fdinfo

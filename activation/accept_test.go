@@ -47,7 +47,10 @@ func TestExclusiveRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := listenerFD(t, ln)
+	fd, err := descriptor(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, err := pollerRegistration(fd)
 	if err != nil {
 		t.Fatal(err)
@@ -90,19 +93,6 @@ func TestExclusiveRegistration(t *testing.T) {
 // watched is what reg asked for: the kernel adds EPOLLERR and EPOLLHUP to
 // every registration.
 func watched(reg registration) uint32 { return reg.events &^ (unix.EPOLLERR | unix.EPOLLHUP) }
-
-func listenerFD(t *testing.T, ln net.Listener) int {
-	t.Helper()
-	raw, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd := -1
-	if err := raw.Control(func(u uintptr) { fd = int(u) }); err != nil {
-		t.Fatal(err)
-	}
-	return fd
-}
 
 func acceptOne(t *testing.T, ln net.Listener) {
 	t.Helper()
