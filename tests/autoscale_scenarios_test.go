@@ -91,9 +91,15 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 	if got := h.enabled(); len(got) != 1 {
 		t.Fatalf("enabled %v after shrinking, want 1 (the count is recorded)", got)
 	}
-	status, _ := h.appctl("status")
-	if !strings.Contains(status, "autoscale: 1 to 3 instances") || !strings.Contains(status, "last resize 3→1") {
-		t.Fatalf("appctl status does not show the autoscaler's last decision:\n%s", status)
+	// The count of active units reaches 1 while the others still drain;
+	// the controller records the resize once its scale has returned.
+	var status string
+	h.waitFor("appctl status shows the resize to 1", 60*time.Second, func() bool {
+		status, _ = h.appctl("status")
+		return strings.Contains(status, "last resize 3→1")
+	})
+	if !strings.Contains(status, "autoscale: 1 to 3 instances") {
+		t.Fatalf("appctl status does not show the autoscaler's setting:\n%s", status)
 	}
 	if log := h.s.Journal("-u", autoscaler(spec)); !strings.Contains(log, "scale 1→") || !strings.Contains(log, "scale 3→1") {
 		t.Fatalf("the controller did not log its decisions:\n%s", log)

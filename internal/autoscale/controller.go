@@ -104,6 +104,13 @@ func (c *Controller) step(ctx context.Context) error {
 		st.CPUPercent = 100 * s.CPU / float64(s.Running)
 	}
 	if d.Changes() {
+		// A resize takes as long as its drains; appctl status says it
+		// is under way meanwhile.
+		during := st
+		during.Note = fmt.Sprintf("resizing %d→%d: %s", d.From, d.To, d.Reason)
+		if err := c.write(during); err != nil {
+			fmt.Fprintf(c.Log, "<4>autoscale: %v\n", err)
+		}
 		c.resize(ctx, d)
 		st.Last, st.Decisions = c.last, c.decisions
 	}
