@@ -25,8 +25,14 @@ import (
 const importReloadTimeout = 90 * time.Second
 
 // apply writes the plan's drop-ins, reloads systemd, moves the socket if
-// its address changed, replaces the running instances and scales.
+// its address changed, replaces the running instances and scales, holding
+// the herd's lock throughout, as appctl reload and scale do.
 func apply(ctx context.Context, h *herd.Herd, plan *ecosystem.Plan, out io.Writer) error {
+	unlock, err := h.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	before, err := h.Snapshot(ctx)
 	if err != nil {
 		return err
@@ -67,7 +73,7 @@ func replace(ctx context.Context, h *herd.Herd, plan *ecosystem.Plan, before, af
 		if err := h.Stop(ctx, out); err != nil {
 			return err
 		}
-		if err := h.Start(ctx, out); err != nil {
+		if err := h.Start(ctx, true, out); err != nil {
 			return fmt.Errorf("start %s on its new address: %w", plan.Service, err)
 		}
 	} else if err := h.Reload(ctx, importReloadTimeout, out); err != nil {

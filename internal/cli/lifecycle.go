@@ -64,14 +64,30 @@ the socket's queue meanwhile; use reload to restart without that pause.`,
 }
 
 func (o *options) startCmd() *cobra.Command {
-	return &cobra.Command{
+	var noBlock bool
+	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Start the socket and the instances that start at boot",
-		Args:  noArgs,
+		Long: `start starts the socket, then the instances enabled for boot (the count of
+the last appctl scale), waiting until each is ready. Only those start, even
+when systemd has not yet reloaded after a scale that disabled others.
+
+With --no-block it only queues the starts and returns; appctl status shows
+how they went. The package's install scripts start the service this way.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Start(cmd.Context(), o.stdout) })
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				unlock, err := h.Lock(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer unlock()
+				return h.Start(cmd.Context(), !noBlock, o.stdout)
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&noBlock, "no-block", false, "queue the starts and return without waiting until the instances are ready")
+	return cmd
 }
 
 func (o *options) stopCmd() *cobra.Command {
@@ -83,7 +99,14 @@ then the socket closes and new connections are refused. What starts at boot
 is unchanged; appctl start brings the service back.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withHerd(cmd, func(h *herd.Herd) error { return h.Stop(cmd.Context(), o.stdout) })
+			return o.withHerd(cmd, func(h *herd.Herd) error {
+				unlock, err := h.Lock(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer unlock()
+				return h.Stop(cmd.Context(), o.stdout)
+			})
 		},
 	}
 }

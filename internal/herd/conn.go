@@ -121,12 +121,13 @@ func (e *JobError) Error() string {
 // jobFunc is one of go-systemd's job-starting methods.
 type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 
-// job asks systemd to start, stop or restart unit and waits for the job's
-// result; for Type=notify units, a start is done once READY=1 arrived.
-func (h *Herd) job(ctx context.Context, verb, unit string, f jobFunc) (time.Duration, error) {
+// job asks systemd to start, stop or restart unit (with systemd's job
+// mode, e.g. "replace") and waits for the job's result; for Type=notify
+// units, a start is done once READY=1 arrived.
+func (h *Herd) job(ctx context.Context, verb, unit, mode string, f jobFunc) (time.Duration, error) {
 	start := time.Now()
 	ch := make(chan string, 1) // buffered: go-systemd must never block on it
-	if _, err := f(ctx, unit, "replace", ch); err != nil {
+	if _, err := f(ctx, unit, mode, ch); err != nil {
 		return 0, classify(fmt.Errorf("%s %s: %w", verb, unit, err))
 	}
 	select {
@@ -151,13 +152,28 @@ func (h *Herd) unitResult(unit string) string {
 }
 
 func (h *Herd) start(ctx context.Context, unit string) (time.Duration, error) {
-	return h.job(ctx, "start", unit, h.conn.StartUnitContext)
+	return h.job(ctx, "start", unit, "replace", h.conn.StartUnitContext)
+}
+
+// startAlone starts unit without pulling in the units it wants or
+// requires, and waits for it.
+func (h *Herd) startAlone(ctx context.Context, unit string) (time.Duration, error) {
+	return h.job(ctx, "start", unit, "ignore-dependencies", h.conn.StartUnitContext)
+}
+
+// queueStart asks systemd to start unit (with job mode mode) and returns
+// once the job is queued, without waiting for its result.
+func (h *Herd) queueStart(ctx context.Context, unit, mode string) error {
+	if _, err := h.conn.StartUnitContext(ctx, unit, mode, nil); err != nil {
+		return classify(fmt.Errorf("start %s: %w", unit, err))
+	}
+	return nil
 }
 
 func (h *Herd) stop(ctx context.Context, unit string) (time.Duration, error) {
-	return h.job(ctx, "stop", unit, h.conn.StopUnitContext)
+	return h.job(ctx, "stop", unit, "replace", h.conn.StopUnitContext)
 }
 
 func (h *Herd) restart(ctx context.Context, unit string) (time.Duration, error) {
-	return h.job(ctx, "restart", unit, h.conn.RestartUnitContext)
+	return h.job(ctx, "restart", unit, "replace", h.conn.RestartUnitContext)
 }

@@ -9,22 +9,51 @@ import (
 	"time"
 )
 
-// Start starts the socket and the instances enabled for boot, waiting until
-// each is ready, then the target.
-func (h *Herd) Start(ctx context.Context, out io.Writer) error {
-	if _, err := h.start(ctx, h.app.Socket()); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s listening\n", h.app.Socket())
+// Start starts the socket, the instances enabled for boot and then the
+// target. The instances are those linked for boot now: the target starts
+// without its dependencies, because systemd's loaded copy of its Wants=
+// may still name instances a scale has just disabled (Persist reloads
+// systemd only after the scale has returned), and starting it the usual
+// way would start those again. With wait, Start waits until each instance
+// is ready; without, it only queues the jobs, for package scripts: on
+// systemd 252 an instance that crash-loops stays activating across its
+// restarts, and a wait for it would not end.
+func (h *Herd) Start(ctx context.Context, wait bool, out io.Writer) error {
 	wants, err := h.targetWants()
 	if err != nil {
 		return err
 	}
+	if !wait {
+		return h.queueAll(ctx, wants, out)
+	}
+	if _, err := h.start(ctx, h.app.Socket()); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s listening\n", h.app.Socket())
 	if err := h.each(ctx, wants, "ready", h.start, out); err != nil {
 		return err
 	}
-	_, err = h.start(ctx, h.app.Target())
+	_, err = h.startAlone(ctx, h.app.Target())
 	return err
+}
+
+// queueAll queues the start of the socket, of instances and of the target
+// (without its dependencies), in that order.
+func (h *Herd) queueAll(ctx context.Context, instances []string, out io.Writer) error {
+	if err := h.queueStart(ctx, h.app.Socket(), "replace"); err != nil {
+		return err
+	}
+	for _, unit := range instances {
+		if err := h.queueStart(ctx, unit, "replace"); err != nil {
+			return err
+		}
+	}
+	if err := h.queueStart(ctx, h.app.Target(), "ignore-dependencies"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s, %s and %s starting (not waiting; see appctl status)\n",
+		h.app.Socket(), Instances(len(instances)), h.app.Target())
+	return nil
 }
 
 // Stop stops every instance (each drains), then the socket and the target:

@@ -15,7 +15,8 @@ import (
 const lockPoll = 50 * time.Millisecond
 
 // Lock serialises the commands that change the herd's size or replace
-// its instances (appctl reload, appctl scale) with the autoscaler, across
+// its instances (appctl reload, scale, start and stop) with the
+// autoscaler and with each other, across
 // processes and users: it takes flock(2) on the template's unit file,
 // which every operator can open read-only and nobody writes through, and
 // which dies with the process. It waits while another holds it, until ctx
