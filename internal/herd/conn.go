@@ -23,10 +23,9 @@ var ErrNotInstalled = errors.New("not installed")
 
 // Herd operates the units of one service through systemd's D-Bus API.
 type Herd struct {
-	app      App
-	conn     *sddbus.Conn
-	template string // path of the template's unit file (see Lock)
-	noQueue  bool   // Snapshot leaves Socket.Queued at 0 (see SkipAcceptQueue)
+	app     App
+	conn    *sddbus.Conn
+	noQueue bool // Snapshot leaves Socket.Queued at 0 (see SkipAcceptQueue)
 }
 
 // SkipAcceptQueue makes later snapshots leave Socket.Queued at 0 instead
@@ -82,7 +81,6 @@ func (h *Herd) checkInstalled(ctx context.Context) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no unit file %s; install the package, or name another service with --app", ErrNotInstalled, h.app.Template())
 	}
-	h.template = files[0].Path
 	return nil
 }
 
