@@ -21,7 +21,8 @@ const (
 // record is one journal entry, with the fields the soak reads.
 type record struct {
 	At         time.Time
-	Unit       string
+	Unit       string // the unit systemd's own record is about
+	Service    string // the unit whose process wrote the record
 	MessageID  string
 	Invocation string
 	Message    string
@@ -63,7 +64,7 @@ func parseJournal(out string) ([]record, error) {
 		}
 		prio, _ := strconv.Atoi(str("PRIORITY"))
 		recs = append(recs, record{
-			At: time.UnixMicro(us), Unit: str("UNIT"), MessageID: str("MESSAGE_ID"), Invocation: str("INVOCATION_ID"),
+			At: time.UnixMicro(us), Unit: str("UNIT"), Service: str("_SYSTEMD_UNIT"), MessageID: str("MESSAGE_ID"), Invocation: str("INVOCATION_ID"),
 			Message: str("MESSAGE"), ExitCode: str("EXIT_CODE"), ExitStatus: str("EXIT_STATUS"), JobResult: str("JOB_RESULT"),
 			Priority: prio, PID: str("_PID"), Comm: str("_COMM"),
 		})

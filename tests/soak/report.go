@@ -21,7 +21,8 @@ type Report struct {
 	Deaths     []Death
 	Failed     []Failed
 	Violations []Violation
-	Coverage   float64 // share of the run within some death's window (see coverage)
+	Context    []string // the journal around the unexplained failures and deaths
+	Coverage   float64  // share of the run within some death's window (see coverage)
 }
 
 // loadOrder is the order loads appear in the report.
@@ -55,7 +56,53 @@ func (s *soak) report(ctx context.Context, settled time.Duration, loads map[stri
 		rep.Failed = append(rep.Failed, attribute(kind, loads[kind].Failures, rep.Deaths)...)
 	}
 	rep.Violations = s.violations(ctx, rep, recs)
+	rep.Context = journalAround(rep, recs)
 	return rep, nil
+}
+
+// contextLines bounds the journal a report quotes.
+const contextLines = 400
+
+// journalAround quotes the journal of the service's units from 2 s before each
+// unexplained failure or death to 1 s after it: what the instances and
+// appctl said then is what a reader needs to find the cause.
+func journalAround(rep *Report, recs []record) []string {
+	var spans [][2]time.Time
+	for _, f := range rep.Failed {
+		if !f.Refused && f.Death == nil {
+			spans = append(spans, [2]time.Time{f.Failure.Start.Add(-2 * time.Second), f.Failure.End.Add(time.Second)})
+		}
+	}
+	for _, d := range rep.Deaths {
+		if d.Cause == "" {
+			spans = append(spans, [2]time.Time{d.At.Add(-2 * time.Second), d.At.Add(time.Second)})
+		}
+	}
+	var out []string
+	for _, r := range recs {
+		unit := r.Unit
+		if unit == "" {
+			unit = r.Service
+		}
+		if !strings.HasPrefix(unit, "app") || !within(r.At, spans) {
+			continue
+		}
+		if len(out) == contextLines {
+			out = append(out, "…")
+			break
+		}
+		out = append(out, fmt.Sprintf("%s %s %s[%s]: %s", r.At.Format("15:04:05.000"), unit, r.Comm, r.PID, r.Message))
+	}
+	return out
+}
+
+func within(t time.Time, spans [][2]time.Time) bool {
+	for _, s := range spans {
+		if !t.Before(s[0]) && !t.After(s[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // violations lists every broken invariant.
@@ -192,6 +239,9 @@ func (r *Report) writeViolations(b *strings.Builder) {
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(b, "- **%s**: %s\n", v.Invariant, v.Detail)
+	}
+	if len(r.Context) > 0 {
+		b.WriteString("\nThe journal of the service's units around them:\n\n```\n" + strings.Join(r.Context, "\n") + "\n```\n")
 	}
 	b.WriteString("\n## Timeline of faults\n\n| time | fault | target | took | outcome |\n|---|---|---|---:|---|\n")
 	for _, f := range r.Faults {

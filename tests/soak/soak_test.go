@@ -152,9 +152,10 @@ func TestMarkdown(t *testing.T) {
 	r := &Report{Seed: 42, Duration: time.Minute, FinalCount: 3, Loads: map[string]loadtest.Result{"fresh": {Total: 10, Failed: 1}},
 		Faults:     []Fault{{At: t0, Kind: Kill, Target: "app@1.service"}},
 		Failed:     []Failed{{Load: "fresh", Failure: loadtest.Failure{Start: t0, End: t0, Err: errors.New("EOF")}}},
-		Violations: []Violation{{"unexplained failure", "07:00:00.000 fresh POST / after 0s: EOF"}}}
+		Violations: []Violation{{"unexplained failure", "07:00:00.000 fresh POST / after 0s: EOF"}},
+		Context:    []string{"07:00:00.000 app@1.service app[12]: draining"}}
 	md := r.Markdown()
-	for _, want := range []string{"SEED=42", "| fresh | 120/s", "| UNEXPLAINED | 1 |", "**unexplained failure**", "| kill -9 | 1 | 0 |"} {
+	for _, want := range []string{"SEED=42", "| fresh | 120/s", "| UNEXPLAINED | 1 |", "**unexplained failure**", "| kill -9 | 1 | 0 |", "app[12]: draining\n```"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
