@@ -82,14 +82,14 @@ func (c *Controller) step(ctx context.Context) error {
 	st := State{Spec: c.Spec.String(), Setting: c.Spec.Describe(), Updated: snap.Time,
 		Running: running(snap), Queued: snap.Socket.Queued, Last: c.last, Decisions: c.decisions}
 	if !free || busy || snap.Socket.State != "active" {
-		// A reload or scale under way (its surge instance is no load),
+		// An appctl command under way (a reload's surge instance is no load),
 		// or instances starting or stopping (a crash, an operator),
 		// distort the figures; measure again from here.
 		switch {
 		case snap.Socket.State != "active":
 			st.Note = "waiting: " + snap.Socket.Unit + " is " + snap.Socket.State
 		case !free:
-			st.Note = "waiting: an appctl reload or scale is running"
+			st.Note = "waiting: an appctl reload, scale, start, stop or import is running"
 		default:
 			st.Note = "waiting: instances are starting or stopping"
 		}

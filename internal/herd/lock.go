@@ -34,7 +34,7 @@ func (h *Herd) Lock(ctx context.Context) (unlock func(), err error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for another appctl reload or scale of %s: %w", h.app.Name(), ctx.Err())
+			return nil, fmt.Errorf("wait for the lock of %s, held by another appctl reload, scale, start, stop or import, or by the autoscaler: %w", h.app.Name(), ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
