@@ -17,6 +17,14 @@ func (h *herd) running() []int {
 	return h.numbers(out)
 }
 
+// live lists the numbers of the instances that are starting, running,
+// reloading or still draining.
+func (h *herd) live() []int {
+	h.t.Helper()
+	out := h.systemctl("list-units", "app@*.service", "--state=active,activating,deactivating,reloading", "--plain", "--no-legend")
+	return h.numbers(out)
+}
+
 // enabled lists the numbers of the instances enabled into app.target.
 func (h *herd) enabled() []int {
 	h.t.Helper()
