@@ -113,7 +113,7 @@ func (o *options) runImport(cmd *cobra.Command, file string, f importFlags) erro
 	if err := checkCanApply(plan); err != nil {
 		return err
 	}
-	return o.withHerd(cmd, func(h *herd.Herd) error { return apply(ctx, h, plan, o.stdout) })
+	return o.withLockedHerd(cmd, func(h *herd.Herd) error { return apply(ctx, h, plan, o.stdout) })
 }
 
 // planImport reads the file and builds the plan; every mistake in it is a

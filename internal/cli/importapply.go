@@ -25,14 +25,9 @@ import (
 const importReloadTimeout = 90 * time.Second
 
 // apply writes the plan's drop-ins, reloads systemd, moves the socket if
-// its address changed, replaces the running instances and scales, holding
-// the herd's lock throughout, as appctl reload and scale do.
+// its address changed, replaces the running instances and scales; the
+// caller holds the herd's lock throughout, as for appctl reload and scale.
 func apply(ctx context.Context, h *herd.Herd, plan *ecosystem.Plan, out io.Writer) error {
-	unlock, err := h.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	before, err := h.Snapshot(ctx)
 	if err != nil {
 		return err

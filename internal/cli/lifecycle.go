@@ -26,12 +26,7 @@ the instances not reached yet keep serving what they ran before.`,
 			if timeout <= 0 {
 				return usageError(fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s", timeout))
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error {
-				unlock, err := h.Lock(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer unlock()
+			return o.withLockedHerd(cmd, func(h *herd.Herd) error {
 				return h.Reload(cmd.Context(), timeout, o.stdout)
 			})
 		},
@@ -76,12 +71,7 @@ With --no-block it only queues the starts and returns; appctl status shows
 how they went. The package's install scripts start the service this way.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withHerd(cmd, func(h *herd.Herd) error {
-				unlock, err := h.Lock(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer unlock()
+			return o.withLockedHerd(cmd, func(h *herd.Herd) error {
 				return h.Start(cmd.Context(), !noBlock, o.stdout)
 			})
 		},
@@ -99,12 +89,7 @@ then the socket closes and new connections are refused. What starts at boot
 is unchanged; appctl start brings the service back.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withHerd(cmd, func(h *herd.Herd) error {
-				unlock, err := h.Lock(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer unlock()
+			return o.withLockedHerd(cmd, func(h *herd.Herd) error {
 				return h.Stop(cmd.Context(), o.stdout)
 			})
 		},

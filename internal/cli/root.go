@@ -198,6 +198,20 @@ func (o *options) withHerd(cmd *cobra.Command, fn func(*herd.Herd) error) error 
 	return fn(h)
 }
 
+// withLockedHerd is withHerd holding the herd's lock (Herd.Lock) while fn
+// runs: for the commands that start, stop, replace or count instances, so
+// that they never run beside each other or the autoscaler.
+func (o *options) withLockedHerd(cmd *cobra.Command, fn func(*herd.Herd) error) error {
+	return o.withHerd(cmd, func(h *herd.Herd) error {
+		unlock, err := h.Lock(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return fn(h)
+	})
+}
+
 // limit reads $APPCTL_MAX_INSTANCES, the default for scale --limit.
 func (o *options) limit() (int, error) {
 	v, ok := o.env("APPCTL_MAX_INSTANCES")

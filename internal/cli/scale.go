@@ -49,21 +49,16 @@ the socket keeps listening and its next connection starts NAME@1.`,
 				}
 				return n, nil
 			}
-			return o.withHerd(cmd, func(h *herd.Herd) error { return o.scale(cmd, h, want) })
+			return o.withLockedHerd(cmd, func(h *herd.Herd) error { return o.scale(cmd, h, want) })
 		},
 	}
 	cmd.Flags().Var(decimalFlag(&limit, defaultLimit), "limit", "refuse to scale above this many instances (env APPCTL_MAX_INSTANCES)")
 	return cmd
 }
 
-// scale resizes the herd, one appctl at a time, and warns if the
-// autoscaler will resize it again.
+// scale resizes the herd and warns if the autoscaler will resize it
+// again; the caller holds the herd's lock.
 func (o *options) scale(cmd *cobra.Command, h *herd.Herd, want func(int) (int, error)) error {
-	unlock, err := h.Lock(cmd.Context())
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if err := h.Scale(cmd.Context(), want, o.stdout); err != nil {
 		return err
 	}
