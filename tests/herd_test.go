@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -237,5 +239,30 @@ func (h *herd) waitJournal(unit, field string) {
 			h.t.Fatalf("%s logged no ready record with %s within 10s:\n%s", unit, field, export)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkServes checks that requests to port are answered by exactly the
+// instances want.
+func (h *herd) checkServes(port string, want []string) {
+	h.t.Helper()
+	seen := map[string]bool{}
+	client := h.s.HTTPClient(false)
+	for range 200 {
+		resp, err := client.Get("http://127.0.0.1:" + port + "/")
+		if err != nil {
+			h.t.Fatalf("GET :%s: %v", port, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seen[resp.Header.Get("X-Instance")] = true
+	}
+	var got []string
+	for k := range seen {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		h.t.Errorf("port %s answered by instances %q, want %q", port, got, want)
 	}
 }

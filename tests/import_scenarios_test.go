@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -176,31 +175,6 @@ func (h *herd) procList(pid, file string) []string {
 		h.t.Fatal(err)
 	}
 	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
-}
-
-// checkServes checks that requests to port are answered by exactly the
-// instances want.
-func (h *herd) checkServes(port string, want []string) {
-	h.t.Helper()
-	seen := map[string]bool{}
-	client := h.s.HTTPClient(false)
-	for range 200 {
-		resp, err := client.Get("http://127.0.0.1:" + port + "/")
-		if err != nil {
-			h.t.Fatalf("GET :%s: %v", port, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		seen[resp.Header.Get("X-Instance")] = true
-	}
-	var got []string
-	for k := range seen {
-		got = append(got, k)
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		h.t.Errorf("port %s answered by instances %q, want %q", port, got, want)
-	}
 }
 
 // dials reports whether something listens on the port in the sandbox.
